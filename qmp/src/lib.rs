@@ -1,0 +1,19 @@
+//! The QEMU Machine Protocol model shared by `qmp-bridge` and `qmp-web`.
+//!
+//! - [`framing`]: cuts a QMP byte stream into whole JSON messages, on JSON value
+//!   boundaries (CRLF-terminated or `pretty=on` output alike), with a bounded buffer.
+//! - [`message`]: what a message is (greeting, return, error, event) and how to build the
+//!   ones a client sends (`qmp_capabilities`, commands) or a bridge answers with (QMP-shaped
+//!   errors).
+//! - [`inbound`]: the check every client frame passes before it is written upstream:
+//!   exactly one JSON object, or a QMP-shaped rejection carrying the frame's `id`.
+//!
+//! serde and serde_json only, no I/O: it builds for native and wasm32 alike.
+
+pub mod framing;
+pub mod inbound;
+pub mod message;
+
+pub use framing::{FrameError, Framer};
+pub use inbound::{check_client_frame, Rejection};
+pub use message::{Event, Greeting, Message, MessageError, QmpError, Version};

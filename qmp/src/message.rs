@@ -1,0 +1,256 @@
+//! What a QMP message is, and the messages a client or a bridge builds.
+//!
+//! Server to client: a greeting (`{"QMP": ...}`), a success (`{"return": ..., "id": ...}`),
+//! an error (`{"error": {"class", "desc"}, "id": ...}`) or an event
+//! (`{"event", "data", "timestamp"}`). See QEMU's docs/interop/qmp-spec.rst.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+/// QEMU's version triple from the greeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    pub major: u64,
+    pub minor: u64,
+    pub micro: u64,
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.micro)
+    }
+}
+
+/// The greeting QEMU sends first on every QMP connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Greeting {
+    pub version: Version,
+    /// Distribution package string, e.g. `Debian 1:7.2+dfsg-7+deb12u18`.
+    pub package: String,
+    /// Capabilities the server offers, e.g. `oob`.
+    pub capabilities: Vec<String>,
+}
+
+/// The `error` member of a failed command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QmpError {
+    pub class: String,
+    pub desc: String,
+}
+
+/// An asynchronous event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub name: String,
+    pub data: Value,
+    /// Seconds and microseconds since the Unix epoch, as QEMU stamped it.
+    pub seconds: i64,
+    pub microseconds: i64,
+}
+
+impl Event {
+    /// The timestamp in milliseconds since the Unix epoch.
+    pub fn timestamp_ms(&self) -> f64 {
+        self.seconds as f64 * 1000.0 + self.microseconds as f64 / 1000.0
+    }
+}
+
+/// One message from a QMP server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Greeting(Greeting),
+    Return { id: Option<Value>, value: Value },
+    Error { id: Option<Value>, error: QmpError },
+    Event(Event),
+}
+
+/// Why text is not a QMP server message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("not JSON: {0}")]
+    Json(String),
+    #[error("not a JSON object")]
+    NotObject,
+    #[error("not a QMP message: no QMP, return, error or event member")]
+    Unknown,
+    #[error("malformed {member}: {reason}")]
+    Malformed { member: &'static str, reason: String },
+}
+
+#[derive(Deserialize)]
+struct RawGreeting {
+    version: RawVersion,
+    #[serde(default)]
+    capabilities: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RawVersion {
+    qemu: Version,
+    #[serde(default)]
+    package: String,
+}
+
+#[derive(Deserialize)]
+struct RawTimestamp {
+    seconds: i64,
+    microseconds: i64,
+}
+
+fn member<T: serde::de::DeserializeOwned>(
+    obj: &mut Map<String, Value>,
+    name: &'static str,
+) -> Result<T, MessageError> {
+    let value = obj.remove(name).unwrap_or(Value::Null);
+    serde_json::from_value(value).map_err(|e| MessageError::Malformed {
+        member: name,
+        reason: e.to_string(),
+    })
+}
+
+impl Message {
+    /// Parses one message's text.
+    pub fn parse(text: &str) -> Result<Message, MessageError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| MessageError::Json(e.to_string()))?;
+        Message::from_value(value)
+    }
+
+    /// Classifies a parsed JSON value.
+    pub fn from_value(value: Value) -> Result<Message, MessageError> {
+        let Value::Object(mut obj) = value else {
+            return Err(MessageError::NotObject);
+        };
+        let id = obj.remove("id");
+        if obj.contains_key("QMP") {
+            let raw: RawGreeting = member(&mut obj, "QMP")?;
+            return Ok(Message::Greeting(Greeting {
+                version: raw.version.qemu,
+                package: raw.version.package,
+                capabilities: raw.capabilities,
+            }));
+        }
+        if obj.contains_key("return") {
+            let value = obj.remove("return").unwrap_or(Value::Null);
+            return Ok(Message::Return { id, value });
+        }
+        if obj.contains_key("error") {
+            let error: QmpError = member(&mut obj, "error")?;
+            return Ok(Message::Error { id, error });
+        }
+        if obj.contains_key("event") {
+            let name: String = member(&mut obj, "event")?;
+            let ts: RawTimestamp = member(&mut obj, "timestamp")?;
+            let data = obj.remove("data").unwrap_or_else(|| json!({}));
+            return Ok(Message::Event(Event {
+                name,
+                data,
+                seconds: ts.seconds,
+                microseconds: ts.microseconds,
+            }));
+        }
+        Err(MessageError::Unknown)
+    }
+
+    /// The `id` a reply carries, if any.
+    pub fn id(&self) -> Option<&Value> {
+        match self {
+            Message::Return { id, .. } | Message::Error { id, .. } => id.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// A command as a client sends it: `{"execute": name, "arguments": args, "id": id}`.
+pub fn command(name: &str, arguments: Option<Value>, id: Option<Value>) -> String {
+    let mut obj = Map::new();
+    obj.insert("execute".into(), Value::String(name.into()));
+    if let Some(args) = arguments {
+        obj.insert("arguments".into(), args);
+    }
+    if let Some(id) = id {
+        obj.insert("id".into(), id);
+    }
+    Value::Object(obj).to_string()
+}
+
+/// The capabilities negotiation command, enabling `enable` (e.g. `["oob"]`).
+pub fn qmp_capabilities(enable: &[&str], id: Option<Value>) -> String {
+    let args = if enable.is_empty() {
+        None
+    } else {
+        Some(json!({ "enable": enable }))
+    };
+    command("qmp_capabilities", args, id)
+}
+
+/// A QMP-shaped error reply, as QEMU itself would send it, for errors a bridge produces.
+pub fn error_reply(id: Option<&Value>, class: &str, desc: &str) -> String {
+    let mut obj = Map::new();
+    obj.insert("error".into(), json!({ "class": class, "desc": desc }));
+    if let Some(id) = id {
+        obj.insert("id".into(), id.clone());
+    }
+    Value::Object(obj).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_real_qemu_greeting() {
+        let text = r#"{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u18"}, "capabilities": ["oob"]}}"#;
+        let Message::Greeting(g) = Message::parse(text).unwrap() else {
+            panic!("not a greeting")
+        };
+        assert_eq!(g.version.to_string(), "7.2.22");
+        assert_eq!(g.package, "Debian 1:7.2+dfsg-7+deb12u18");
+        assert_eq!(g.capabilities, vec!["oob"]);
+    }
+
+    #[test]
+    fn classifies_replies_and_events() {
+        let ok = Message::parse(r#"{"return": {"status": "paused"}, "id": "a"}"#).unwrap();
+        assert_eq!(ok.id(), Some(&json!("a")));
+        let err = Message::parse(
+            r#"{"id": 3, "error": {"class": "CommandNotFound", "desc": "The command x has not been found"}}"#,
+        )
+        .unwrap();
+        assert!(matches!(&err, Message::Error { error, .. } if error.class == "CommandNotFound"));
+        assert_eq!(err.id(), Some(&json!(3)));
+        let ev = Message::parse(
+            r#"{"timestamp": {"seconds": 1700000000, "microseconds": 500}, "event": "STOP"}"#,
+        )
+        .unwrap();
+        let Message::Event(ev) = ev else { panic!() };
+        assert_eq!(ev.name, "STOP");
+        assert_eq!(ev.data, json!({}));
+        assert_eq!(ev.timestamp_ms(), 1_700_000_000_000.5);
+    }
+
+    #[test]
+    fn rejects_what_is_not_qmp() {
+        assert!(matches!(Message::parse("[]"), Err(MessageError::NotObject)));
+        assert!(matches!(Message::parse("{"), Err(MessageError::Json(_))));
+        assert!(matches!(Message::parse(r#"{"x": 1}"#), Err(MessageError::Unknown)));
+        assert!(matches!(
+            Message::parse(r#"{"event": "STOP"}"#),
+            Err(MessageError::Malformed { member: "timestamp", .. })
+        ));
+    }
+
+    #[test]
+    fn builds_commands_and_errors() {
+        let caps: Value = serde_json::from_str(&qmp_capabilities(&["oob"], Some(json!(1)))).unwrap();
+        assert_eq!(
+            caps,
+            json!({"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}, "id": 1})
+        );
+        assert_eq!(command("stop", None, None), r#"{"execute":"stop"}"#);
+        let e = error_reply(Some(&json!("x")), "GenericError", "bad");
+        let Message::Error { id, error } = Message::parse(&e).unwrap() else { panic!() };
+        assert_eq!(id, Some(json!("x")));
+        assert_eq!(error.desc, "bad");
+    }
+}
