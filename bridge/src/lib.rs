@@ -1,1 +1,17 @@
+//! qmp-bridge: serves the qmp-console UI and relays browser websockets to QEMU's QMP.
+//!
+//! - [`config`]: command-line flags into a [`server::Config`].
+//! - [`target`]: the QMP endpoint (`unix:` or `tcp:`) and the byte stream to it.
+//! - [`relay`]: one websocket to one QMP connection, whole messages both ways, every
+//!   ending a close frame with a readable reason.
+//! - [`assets`]: the UI, embedded at build time or served from `--ui-dir`.
+//! - [`server`]: routes (`/`, `/healthz`, `/ws`) and [`server::run`] with a shutdown future.
+//!
+//! The QMP model (framing, messages, frame checks) lives in the `qmp` crate, shared with
+//! the web app.
 
+pub mod assets;
+pub mod config;
+pub mod relay;
+pub mod server;
+pub mod target;

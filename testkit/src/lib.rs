@@ -1,1 +1,47 @@
+//! Test harness shared by the workspace's integration tests and benchmarks.
+//!
+//! - [`tempdir`]: a scratch folder removed on drop.
+//! - [`qemu`]: a real `qemu-system-x86_64` with its QMP monitor on a Unix socket.
+//! - [`process`]: a spawned `qmp-bridge`, its announced URL, and its log.
+//! - [`chromium`]: headless Chromium driven over the DevTools protocol, recording every
+//!   console error and uncaught exception of the page.
+//! - [`fake_peer`]: a scripted QMP server for fault injection (beside the real QEMU).
+//! - [`http`]: a bare HTTP GET, to check what the bridge serves.
+//! - [`ws`]: a websocket client speaking one QMP message per frame.
 
+pub mod chromium;
+pub mod fake_peer;
+pub mod http;
+pub mod process;
+pub mod qemu;
+pub mod tempdir;
+pub mod ws;
+
+pub use chromium::{Browser, Page};
+pub use fake_peer::FakePeer;
+pub use process::BridgeProcess;
+pub use qemu::Qemu;
+pub use tempdir::TempDir;
+pub use ws::QmpWs;
+
+/// The error type of the harness: tests only need a readable message.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Polls `f` every 20 ms until it returns `Some`, or fails after `timeout`.
+pub fn wait_until<T>(
+    timeout: std::time::Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+) -> Result<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("timed out after {timeout:?} waiting for {what}").into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -1,1 +1,3 @@
-fn main(){}
+fn main() {
+    yew::Renderer::<qmp_web::App>::new().render();
+}

@@ -1,0 +1,52 @@
+//! End to end: headless Chromium opens the page a real `qmp-bridge` serves, pointed at a
+//! real QEMU; the app mounts, performs the QMP handshake and shows QEMU's greeting.
+
+use std::path::Path;
+use std::time::Duration;
+
+use testkit::{http, BridgeProcess, Browser, Qemu};
+
+fn qemu_version() -> String {
+    let out = std::process::Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .expect("qemu-system-x86_64 runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)
+        .expect("a version in `qemu-system-x86_64 --version`")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn page_performs_handshake_and_shows_the_greeting() -> testkit::Result<()> {
+    let qemu = Qemu::start()?;
+    let bridge = BridgeProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_qmp-bridge")),
+        &["--qmp", &qemu.target(), "--listen", "127.0.0.1:0"],
+    )?;
+    let index = http::get(&bridge.addr, "/", &[])?;
+    assert!(
+        index.text().contains("qmp_web.js"),
+        "the UI is not built into qmp-bridge: run ./scripts/build web before cargo test"
+    );
+
+    let browser = Browser::launch().await?;
+    let page = browser.new_page(&bridge.url).await?;
+    page.wait_for(
+        "document.querySelector('[data-testid=connection-state]')?.textContent === 'ready'",
+        Duration::from_secs(30),
+    )
+    .await?;
+    let greeting = page.testid_text("greeting").await?;
+    let greeting = greeting.as_str().unwrap_or_default();
+    let version = qemu_version();
+    assert!(
+        greeting.starts_with(&format!("QEMU {version}")),
+        "greeting {greeting:?} does not show QEMU {version}"
+    );
+    let errors = page.errors();
+    assert!(errors.is_empty(), "browser console errors: {errors:#?}");
+    Ok(())
+}

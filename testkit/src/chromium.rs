@@ -1,0 +1,280 @@
+//! Headless Chromium driven over the Chrome DevTools Protocol (CDP).
+//!
+//! [`Browser::launch`] starts `chromium` with a fresh profile and connects to its DevTools
+//! websocket; [`Browser::new_page`] opens a tab whose console errors, uncaught exceptions
+//! and failed loads are all recorded, so a test can assert there were none.
+
+use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{wait_until, Result, TempDir};
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
+
+#[derive(Debug)]
+struct Cdp {
+    out: mpsc::UnboundedSender<String>,
+    pending: Pending,
+    next_id: AtomicU64,
+    events: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Cdp {
+    async fn call(&self, method: &str, params: Value, session: Option<&str>) -> Result<Value> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut msg = json!({ "id": id, "method": method, "params": params });
+        if let Some(s) = session {
+            msg["sessionId"] = json!(s);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().map_err(|_| "poisoned")?.insert(id, tx);
+        self.out.send(msg.to_string()).map_err(|_| "DevTools connection gone")?;
+        let reply = tokio::time::timeout(Duration::from_secs(60), rx)
+            .await
+            .map_err(|_| format!("{method}: no answer from Chromium"))?
+            .map_err(|_| "DevTools connection gone")?;
+        if let Some(err) = reply.get("error") {
+            return Err(format!("{method}: {err}").into());
+        }
+        Ok(reply.get("result").cloned().unwrap_or(Value::Null))
+    }
+}
+
+/// A running headless Chromium.
+#[derive(Debug)]
+pub struct Browser {
+    child: Child,
+    cdp: Arc<Cdp>,
+    _profile: TempDir,
+}
+
+/// One tab.
+#[derive(Debug)]
+pub struct Page {
+    cdp: Arc<Cdp>,
+    session: String,
+}
+
+impl Browser {
+    /// Starts Chromium (`$CHROMIUM` or `chromium`) headless with a fresh profile.
+    pub async fn launch() -> Result<Browser> {
+        let profile = TempDir::new("chromium")?;
+        let binary = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into());
+        let mut child = Command::new(&binary)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-extensions",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--window-size=1280,800",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {binary} (run ./scripts/setup): {e}"))?;
+        let port_file = profile.path().join("DevToolsActivePort");
+        let found = wait_until(Duration::from_secs(30), "Chromium's DevTools port", || {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(Err(format!("Chromium exited early: {status}")));
+            }
+            let text = std::fs::read_to_string(&port_file).ok()?;
+            let mut lines = text.lines();
+            let port = lines.next()?.trim().to_owned();
+            let path = lines.next()?.trim().to_owned();
+            Some(Ok(format!("ws://127.0.0.1:{port}{path}")))
+        });
+        let url = match found.and_then(|r| r.map_err(Into::into)) {
+            Ok(url) => url,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        let (ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+        let (mut sink, mut stream) = ws.split();
+        let (out, mut out_rx) = mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            while let Some(text) = out_rx.recv().await {
+                if sink.send(Message::text(text)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let pending: Pending = Arc::default();
+        let events: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let (p, e) = (pending.clone(), events.clone());
+        tokio::spawn(async move {
+            while let Some(Ok(msg)) = stream.next().await {
+                let Message::Text(text) = msg else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else { continue };
+                if let Some(id) = v.get("id").and_then(Value::as_u64) {
+                    if let Some(tx) = p.lock().ok().and_then(|mut m| m.remove(&id)) {
+                        let _ = tx.send(v);
+                    }
+                } else if let Ok(mut ev) = e.lock() {
+                    ev.push(v);
+                }
+            }
+        });
+        Ok(Browser {
+            child,
+            cdp: Arc::new(Cdp {
+                out,
+                pending,
+                next_id: AtomicU64::new(1),
+                events,
+            }),
+            _profile: profile,
+        })
+    }
+
+    /// Opens a new tab at `url` with console and log capture on.
+    pub async fn new_page(&self, url: &str) -> Result<Page> {
+        let target = self
+            .cdp
+            .call("Target.createTarget", json!({ "url": "about:blank" }), None)
+            .await?;
+        let target_id = target["targetId"].as_str().ok_or("no targetId")?.to_owned();
+        let attached = self
+            .cdp
+            .call(
+                "Target.attachToTarget",
+                json!({ "targetId": target_id, "flatten": true }),
+                None,
+            )
+            .await?;
+        let session = attached["sessionId"].as_str().ok_or("no sessionId")?.to_owned();
+        let page = Page {
+            cdp: self.cdp.clone(),
+            session,
+        };
+        for domain in ["Runtime.enable", "Log.enable", "Page.enable"] {
+            page.call(domain, json!({})).await?;
+        }
+        page.goto(url).await?;
+        Ok(page)
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // The whole process group: renderers and helpers too.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Page {
+    /// A raw CDP call on this tab's session.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value> {
+        self.cdp.call(method, params, Some(&self.session)).await
+    }
+
+    pub async fn goto(&self, url: &str) -> Result<()> {
+        let r = self.call("Page.navigate", json!({ "url": url })).await?;
+        if let Some(err) = r.get("errorText") {
+            return Err(format!("navigating to {url}: {err}").into());
+        }
+        Ok(())
+    }
+
+    /// Evaluates a JavaScript expression (promises awaited) and returns its value.
+    pub async fn eval(&self, expression: &str) -> Result<Value> {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": expression, "returnByValue": true, "awaitPromise": true }),
+            )
+            .await?;
+        if let Some(ex) = r.get("exceptionDetails") {
+            return Err(format!("{expression}: {ex}").into());
+        }
+        Ok(r["result"].get("value").cloned().unwrap_or(Value::Null))
+    }
+
+    /// Evaluates `expression` every 50 ms until it is truthy; returns that value.
+    pub async fn wait_for(&self, expression: &str, timeout: Duration) -> Result<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let v = self.eval(expression).await?;
+            let truthy = !matches!(&v, Value::Null | Value::Bool(false))
+                && v != json!("")
+                && v != json!(0);
+            if truthy {
+                return Ok(v);
+            }
+            if tokio::time::Instant::now() > deadline {
+                let errors = self.errors().join("\n");
+                return Err(format!(
+                    "timed out after {timeout:?} waiting for `{expression}` (last value {v}); page errors:\n{errors}"
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Text of `[data-testid=ID]`, or null when absent.
+    pub async fn testid_text(&self, id: &str) -> Result<Value> {
+        self.eval(&format!(
+            "document.querySelector('[data-testid=\"{id}\"]')?.textContent ?? null"
+        ))
+        .await
+    }
+
+    /// Every console error, uncaught exception and error log entry of this tab so far.
+    pub fn errors(&self) -> Vec<String> {
+        let Ok(events) = self.cdp.events.lock() else {
+            return vec!["event log poisoned".into()];
+        };
+        events
+            .iter()
+            .filter(|e| e["sessionId"] == self.session.as_str())
+            .filter_map(|e| {
+                let p = &e["params"];
+                match e["method"].as_str()? {
+                    "Runtime.exceptionThrown" => Some(format!(
+                        "exception: {}",
+                        p["exceptionDetails"]["exception"]["description"]
+                            .as_str()
+                            .or(p["exceptionDetails"]["text"].as_str())
+                            .unwrap_or("?")
+                    )),
+                    "Runtime.consoleAPICalled" if matches!(p["type"].as_str(), Some("error" | "assert")) => {
+                        Some(format!("console.{}: {}", p["type"].as_str().unwrap_or(""), p["args"]))
+                    }
+                    "Log.entryAdded" if p["entry"]["level"] == "error" => Some(format!(
+                        "log: {} {}",
+                        p["entry"]["text"].as_str().unwrap_or(""),
+                        p["entry"]["url"].as_str().unwrap_or("")
+                    )),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,92 @@
+//! A real QEMU whose QMP monitor listens on a Unix socket in a scratch folder.
+//!
+//! No disk and no guest: `-S` keeps the CPU paused, which is all QMP needs to answer every
+//! query, emit STOP/RESUME on `stop`/`cont`, and serve `query-qmp-schema`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::{wait_until, Result, TempDir};
+
+#[derive(Debug)]
+pub struct Qemu {
+    child: Child,
+    socket: PathBuf,
+    _dir: Option<TempDir>,
+}
+
+impl Qemu {
+    /// Starts QEMU with its monitor at a fresh socket path.
+    pub fn start() -> Result<Qemu> {
+        let dir = TempDir::new("qemu")?;
+        let socket = dir.path().join("qmp.sock");
+        let mut q = Qemu::start_at(&socket, &[])?;
+        q._dir = Some(dir);
+        Ok(q)
+    }
+
+    /// Starts QEMU with its monitor at `socket` (e.g. to restart on the same path), with
+    /// extra `-qmp` options such as `pretty=on`.
+    pub fn start_at(socket: &Path, qmp_options: &[&str]) -> Result<Qemu> {
+        let _ = std::fs::remove_file(socket);
+        let mut qmp = format!("unix:{},server=on,wait=off", socket.display());
+        for opt in qmp_options {
+            qmp.push(',');
+            qmp.push_str(opt);
+        }
+        let binary = std::env::var("QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
+        let mut child = Command::new(&binary)
+            .args(["-machine", "pc,accel=tcg", "-m", "64", "-nodefaults", "-display", "none", "-S"])
+            .args(["-qmp", &qmp])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start {binary} (run ./scripts/setup): {e}"))?;
+        let ready = wait_until(Duration::from_secs(20), "QEMU's QMP socket", || {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(Err(format!("QEMU exited early: {status}")));
+            }
+            socket.exists().then_some(Ok(()))
+        });
+        if let Err(e) = ready.and_then(|r| r.map_err(Into::into)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        Ok(Qemu {
+            child,
+            socket: socket.to_owned(),
+            _dir: None,
+        })
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// `unix:PATH`, as `--qmp` takes it.
+    pub fn target(&self) -> String {
+        format!("unix:{}", self.socket.display())
+    }
+
+    /// Waits for QEMU to exit by itself (after `quit`), up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let child = &mut self.child;
+        wait_until(timeout, "QEMU to exit", || child.try_wait().ok().flatten())
+    }
+
+    /// Kills QEMU at once (as a crash would).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}

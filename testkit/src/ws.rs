@@ -1,0 +1,166 @@
+//! A websocket client that speaks QMP one message per frame, as the browser app does.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::Result;
+
+/// What the bridge sent next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    Text(String),
+    Closed { code: u16, reason: String },
+}
+
+#[derive(Debug)]
+pub struct QmpWs {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Events seen while waiting for replies.
+    pub events: Vec<Value>,
+    /// How long a receive waits.
+    pub timeout: Duration,
+}
+
+impl QmpWs {
+    pub async fn connect(url: &str) -> Result<QmpWs> {
+        QmpWs::connect_with(url, &[]).await
+    }
+
+    /// Connects with extra request headers (e.g. `Origin`).
+    pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Result<QmpWs> {
+        let mut request = url.into_client_request()?;
+        for (k, v) in headers {
+            request.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())?,
+                v.parse()?,
+            );
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(QmpWs {
+            ws,
+            events: Vec::new(),
+            timeout: Duration::from_secs(15),
+        })
+    }
+
+    pub async fn send_text(&mut self, text: &str) -> Result<()> {
+        self.ws.send(Message::text(text)).await?;
+        Ok(())
+    }
+
+    pub async fn send_binary(&mut self, bytes: &[u8]) -> Result<()> {
+        self.ws.send(Message::binary(bytes.to_vec())).await?;
+        Ok(())
+    }
+
+    /// The next text frame or the close, skipping pings.
+    pub async fn recv(&mut self) -> Result<Incoming> {
+        loop {
+            let next = tokio::time::timeout(self.timeout, self.ws.next())
+                .await
+                .map_err(|_| format!("nothing received within {:?}", self.timeout))?;
+            match next {
+                None => return Err("websocket ended without a close frame".into()),
+                Some(Err(e)) => return Err(format!("websocket error: {e}").into()),
+                Some(Ok(Message::Text(t))) => return Ok(Incoming::Text(t.as_str().to_owned())),
+                Some(Ok(Message::Binary(b))) => {
+                    return Ok(Incoming::Text(String::from_utf8(b.to_vec())?))
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = frame
+                        .map(|f| (u16::from(f.code), f.reason.as_str().to_owned()))
+                        .unwrap_or((1005, String::new()));
+                    return Ok(Incoming::Closed { code, reason });
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// The next message as JSON; a close is an error carrying its reason.
+    pub async fn recv_json(&mut self) -> Result<Value> {
+        match self.recv().await? {
+            Incoming::Text(t) => Ok(serde_json::from_str(&t)?),
+            Incoming::Closed { code, reason } => {
+                Err(format!("closed {code}: {reason}").into())
+            }
+        }
+    }
+
+    /// Reads the greeting and negotiates capabilities; returns the greeting.
+    pub async fn handshake(&mut self) -> Result<Value> {
+        let greeting = self.recv_json().await?;
+        if greeting.get("QMP").is_none() {
+            return Err(format!("expected a greeting, got {greeting}").into());
+        }
+        let reply = self.execute("qmp_capabilities", None, json!("caps")).await?;
+        if reply.get("return").is_none() {
+            return Err(format!("negotiation failed: {reply}").into());
+        }
+        Ok(greeting)
+    }
+
+    /// Sends a command and returns the reply carrying `id`, keeping events that arrive
+    /// meanwhile in [`QmpWs::events`].
+    pub async fn execute(&mut self, name: &str, args: Option<Value>, id: Value) -> Result<Value> {
+        let mut cmd = json!({ "execute": name, "id": id });
+        if let Some(args) = args {
+            cmd["arguments"] = args;
+        }
+        self.send_text(&cmd.to_string()).await?;
+        self.reply_to(&id).await
+    }
+
+    /// Reads until the reply carrying `id`.
+    pub async fn reply_to(&mut self, id: &Value) -> Result<Value> {
+        loop {
+            let msg = self.recv_json().await?;
+            if msg.get("event").is_some() {
+                self.events.push(msg);
+            } else if msg.get("id") == Some(id) {
+                return Ok(msg);
+            } else {
+                return Err(format!("unexpected message while waiting for {id}: {msg}").into());
+            }
+        }
+    }
+
+    /// Reads until an event named `name` (also looking at events already seen).
+    pub async fn event(&mut self, name: &str) -> Result<Value> {
+        if let Some(pos) = self.events.iter().position(|e| e["event"] == name) {
+            return Ok(self.events.remove(pos));
+        }
+        loop {
+            let msg = self.recv_json().await?;
+            if msg["event"] == name {
+                return Ok(msg);
+            }
+            if msg.get("event").is_some() {
+                self.events.push(msg);
+            }
+        }
+    }
+
+    /// Reads until the close frame; returns the text frames before it, and the close.
+    pub async fn until_close(&mut self) -> Result<(Vec<String>, u16, String)> {
+        let mut texts = Vec::new();
+        loop {
+            match self.recv().await? {
+                Incoming::Text(t) => texts.push(t),
+                Incoming::Closed { code, reason } => return Ok((texts, code, reason)),
+            }
+        }
+    }
+
+    /// Closes from this side.
+    pub async fn close(mut self) -> Result<()> {
+        self.ws.close(None).await?;
+        Ok(())
+    }
+}
