@@ -21,24 +21,21 @@ impl Qemu {
     pub fn start() -> Result<Qemu> {
         let dir = TempDir::new("qemu")?;
         let socket = dir.path().join("qmp.sock");
-        let mut q = Qemu::start_at(&socket, &[])?;
+        let mut q = Qemu::start_at(&socket, false)?;
         q._dir = Some(dir);
         Ok(q)
     }
 
-    /// Starts QEMU with its monitor at `socket` (e.g. to restart on the same path), with
-    /// extra `-qmp` options such as `pretty=on`.
-    pub fn start_at(socket: &Path, qmp_options: &[&str]) -> Result<Qemu> {
+    /// Starts QEMU with its monitor at `socket` (e.g. to restart on the same path);
+    /// `pretty` makes it spread each message over many lines (`-mon ...,pretty=on`).
+    pub fn start_at(socket: &Path, pretty: bool) -> Result<Qemu> {
         let _ = std::fs::remove_file(socket);
-        let mut qmp = format!("unix:{},server=on,wait=off", socket.display());
-        for opt in qmp_options {
-            qmp.push(',');
-            qmp.push_str(opt);
-        }
+        let chardev = format!("socket,id=qmp,path={},server=on,wait=off", socket.display());
+        let mon = format!("chardev=qmp,mode=control,pretty={}", if pretty { "on" } else { "off" });
         let binary = std::env::var("QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
         let mut child = Command::new(&binary)
             .args(["-machine", "pc,accel=tcg", "-m", "64", "-nodefaults", "-display", "none", "-S"])
-            .args(["-qmp", &qmp])
+            .args(["-chardev", &chardev, "-mon", &mon])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -1,0 +1,60 @@
+//! An in-process bridge on port 0 for integration tests, stopped through `run`'s shutdown
+//! future exactly as a signal stops the binary.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use qmp_bridge::assets::Ui;
+use qmp_bridge::relay::Settings;
+use qmp_bridge::server::{self, Config};
+use tokio::sync::oneshot;
+
+pub struct TestBridge {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Test defaults: short timeouts so fault tests finish quickly.
+pub fn settings(target: &str) -> Settings {
+    Settings {
+        target: target.parse().expect("valid target"),
+        greeting_timeout: Duration::from_secs(2),
+        max_message_bytes: qmp::framing::DEFAULT_MAX_MESSAGE_BYTES,
+        send_timeout: Duration::from_secs(5),
+        ping_interval: Duration::from_secs(15),
+    }
+}
+
+pub async fn start(relay: Settings) -> TestBridge {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let config = Config { relay, ui: Ui::Embedded };
+    let handle = tokio::spawn(server::run(listener, config, async {
+        let _ = stopped.await;
+    }));
+    TestBridge { addr, stop: Some(stop), handle }
+}
+
+impl TestBridge {
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// True when `/healthz` answers 200.
+    pub fn healthy(&self) -> bool {
+        testkit::http::get(&self.addr.to_string(), "/healthz", &[])
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
+    }
+
+    /// Triggers shutdown and waits for `run` to return.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.handle).await.expect("server task")
+    }
+}
