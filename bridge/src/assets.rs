@@ -124,7 +124,7 @@ mod tests {
     fn paths_stay_inside_the_ui() {
         assert_eq!(clean_path("/").as_deref(), Some("index.html"));
         assert_eq!(clean_path("/pkg/app.js").as_deref(), Some("pkg/app.js"));
-        for bad in ["/../etc/passwd", "/a/../../b", "/.git/config", "//x", "/a\\..\\b"] {
+        for bad in ["/../etc/passwd", "/a/../../b", "/.git/config", "/a//b", "/a\\..\\b"] {
             assert_eq!(clean_path(bad), None, "{bad}");
         }
     }
