@@ -6,7 +6,12 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use std::sync::Arc;
+
 use crate::assets::Ui;
+use crate::audit::AuditLog;
+use crate::policy::Policy;
+use crate::security::{random_token, read_token_file, validate_token, Auth, Gate};
 use crate::relay::Settings;
 use crate::server::Config;
 use crate::target::QmpTarget;
@@ -46,6 +51,65 @@ pub struct Cli {
     /// Log more: -v logs every message relayed.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// The token websocket clients must present (default: a random one per start, shown
+    /// in the printed URL). Visible in `ps`: prefer --token-file.
+    #[arg(long, value_name = "VALUE", conflicts_with_all = ["token_file", "no_auth"])]
+    pub token: Option<String>,
+
+    /// Read the token from the first line of this file.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_auth")]
+    pub token_file: Option<PathBuf>,
+
+    /// Accept websocket clients without a token (anyone who reaches the port drives the VM).
+    #[arg(long)]
+    pub no_auth: bool,
+
+    /// Also accept websockets from pages at this origin (e.g. https://console.example);
+    /// repeatable. The bridge's own origin is always accepted.
+    #[arg(long, value_name = "URL", value_parser = origin)]
+    pub allow_origin: Vec<String>,
+
+    /// PEM certificate chain: serve https and wss (needs --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Let clients run query commands only (query-*, qom-get, ...; no HMP).
+    #[arg(long)]
+    pub read_only: bool,
+
+    /// Let clients run only commands matching this glob (* and ?); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub allow: Vec<String>,
+
+    /// Refuse commands matching this glob, also inside a transaction; repeatable; wins over --allow.
+    #[arg(long, value_name = "GLOB")]
+    pub deny: Vec<String>,
+
+    /// Most websocket sessions at once; more are refused with HTTP 503.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_clients: usize,
+
+    /// Close a session after this many seconds without a command (default: never).
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    pub idle_timeout: Option<Duration>,
+
+    /// Seconds a request may take to arrive (TLS handshake, then headers): slow clients are cut off.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
+    pub request_timeout: Duration,
+
+    /// Append one JSON line per command to this file (time, client, command, id, outcome).
+    #[arg(long, value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
+}
+
+fn origin(s: &str) -> Result<String, String> {
+    crate::security::normalize_origin(s)
+        .ok_or_else(|| format!("{s:?} is not an origin like https://host[:port]"))
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {
@@ -65,6 +129,14 @@ pub enum ConfigError {
     UiDir(PathBuf),
     #[error("--max-message-bytes must be at least 1024")]
     MaxMessage,
+    #[error("--max-clients must be at least 1")]
+    MaxClients,
+    #[error(transparent)]
+    Token(#[from] crate::security::TokenError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("--audit-log {path}: {reason}")]
+    Audit { path: PathBuf, reason: String },
 }
 
 impl Cli {
@@ -79,15 +151,51 @@ impl Cli {
         if self.max_message_bytes < 1024 {
             return Err(ConfigError::MaxMessage);
         }
+        if self.max_clients == 0 {
+            return Err(ConfigError::MaxClients);
+        }
+        let auth = match (self.no_auth, self.token, self.token_file) {
+            (true, _, _) => Auth::Disabled,
+            (false, Some(t), _) => Auth::Token(validate_token(&t, "--token")?),
+            (false, None, Some(path)) => Auth::Token(read_token_file(&path)?),
+            (false, None, None) => Auth::Token(random_token()?),
+        };
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        let audit = match &self.audit_log {
+            Some(path) => Some(Arc::new(AuditLog::open(path).map_err(|e| ConfigError::Audit {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?)),
+            None => None,
+        };
         Ok(Config {
+            gate: Gate {
+                auth,
+                allowed_origins: self.allow_origin,
+                scheme: if tls.is_some() { "https" } else { "http" },
+                loopback: self.listen.ip().is_loopback(),
+            },
             relay: Settings {
                 target: self.qmp,
                 greeting_timeout: self.greeting_timeout,
                 max_message_bytes: self.max_message_bytes,
                 send_timeout: self.send_timeout,
                 ping_interval: self.ping_interval,
+                idle_timeout: self.idle_timeout,
+                policy: Policy {
+                    read_only: self.read_only,
+                    allow: self.allow,
+                    deny: self.deny,
+                },
+                audit,
             },
             ui,
+            tls,
+            max_clients: self.max_clients,
+            request_timeout: self.request_timeout,
         })
     }
 }

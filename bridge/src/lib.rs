@@ -5,13 +5,22 @@
 //! - [`relay`]: one websocket to one QMP connection, whole messages both ways, every
 //!   ending a close frame with a readable reason.
 //! - [`assets`]: the UI, embedded at build time or served from `--ui-dir`.
-//! - [`server`]: routes (`/`, `/healthz`, `/ws`) and [`server::run`] with a shutdown future.
+//! - [`security`]: the token, Origin and Host checks made before a websocket upgrade.
+//! - [`policy`]: which commands clients may run (`--read-only`, `--allow`, `--deny`).
+//! - [`audit`]: `--audit-log`, one JSON line per command and its outcome.
+//! - [`tls`]: `--tls-cert`/`--tls-key` (rustls).
+//! - [`server`]: accepts connections (TLS, request timeout, client cap), routes
+//!   (`/`, `/healthz`, `/ws`), and [`server::run`] with a shutdown future.
 //!
 //! The QMP model (framing, messages, frame checks) lives in the `qmp` crate, shared with
 //! the web app.
 
 pub mod assets;
+pub mod audit;
 pub mod config;
+pub mod policy;
 pub mod relay;
+pub mod security;
 pub mod server;
 pub mod target;
+pub mod tls;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use qmp_bridge::config::Cli;
+use qmp_bridge::security::Auth;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -31,10 +32,19 @@ fn main() -> ExitCode {
         0 => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,
     };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false)
+    // Our own events only: libraries' debug output could carry request lines (and tokens).
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_target("qmp_bridge", level)
+        .with_default(tracing::Level::WARN);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
+        .with(filter)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -66,8 +76,19 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     } else {
         local.ip().to_string()
     };
+    let scheme = config.gate.scheme;
+    if !local.ip().is_loopback() && config.tls.is_none() {
+        tracing::warn!("listening on {local}, beyond loopback, without TLS: the token and every QMP message cross the network in clear text; add --tls-cert/--tls-key");
+    }
+    let query = match &config.gate.auth {
+        Auth::Token(token) => format!("?token={token}"),
+        Auth::Disabled => {
+            tracing::warn!("--no-auth: anyone who can reach {local} can drive this VM");
+            String::new()
+        }
+    };
     println!("qmp-bridge: relaying {} on {local}", config.relay.target);
-    println!("open http://{host}:{}/ in a browser", local.port());
+    println!("open {scheme}://{host}:{}/{query} in a browser", local.port());
     qmp_bridge::server::run(listener, config, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -8,6 +8,8 @@
 //! or the bridge shutting down. Generic over `Sink`/`Stream`, so tests can drive it with
 //! channels.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message};
@@ -15,12 +17,16 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use qmp::{FrameError, Framer};
 use tokio::sync::watch;
 
+use crate::audit::{self, AuditLog, Outcome, Pending};
+use crate::policy::Policy;
 use crate::target::{QmpTarget, Upstream};
 
 /// Websocket close codes the relay uses.
 pub mod close_code {
     /// QEMU closed the monitor (after `quit`, say).
     pub const NORMAL: u16 = 1000;
+    /// The browser broke the websocket protocol (or sent a frame over the limit).
+    pub const PROTOCOL: u16 = 1002;
     /// The bridge is shutting down, or the browser stopped answering pings.
     pub const GOING_AWAY: u16 = 1001;
     /// The browser does not read what it is sent.
@@ -45,6 +51,12 @@ pub struct Settings {
     pub send_timeout: Duration,
     /// How often the browser is pinged; two intervals of silence close the session.
     pub ping_interval: Duration,
+    /// Close a session whose client sent no frame for this long.
+    pub idle_timeout: Option<Duration>,
+    /// Which commands clients may run.
+    pub policy: Policy,
+    /// Where each command and its outcome is recorded.
+    pub audit: Option<Arc<AuditLog>>,
 }
 
 /// How a session ended.
@@ -61,15 +73,80 @@ pub enum Ending {
 pub struct Summary {
     pub to_qemu: u64,
     pub to_client: u64,
+    /// Frames refused as malformed.
     pub rejected: u64,
+    /// Commands refused by the policy.
+    pub refused: u64,
     pub ending: Ending,
 }
 
-#[derive(Default)]
-struct Counts {
+/// One session's bookkeeping: counts, and commands awaiting replies for the audit log.
+struct Counts<'a> {
+    settings: &'a Settings,
+    peer: SocketAddr,
     to_qemu: u64,
     to_client: u64,
     rejected: u64,
+    refused: u64,
+    pending: Pending,
+}
+
+impl Counts<'_> {
+    fn audit(&self, command: &str, id: Option<&serde_json::Value>, outcome: Outcome) {
+        if let Some(log) = &self.settings.audit {
+            log.record(audit::Entry {
+                client: self.peer,
+                command,
+                id,
+                outcome,
+            });
+        }
+    }
+
+    /// Notes a reply going to the client, for the audit log.
+    fn reply_seen(&mut self, text: &str) {
+        if self.settings.audit.is_none() || self.pending.is_empty() {
+            return;
+        }
+        let Ok(outline) = qmp::outline(text) else { return };
+        let outcome = match outline.kind {
+            qmp::Kind::Return => Outcome::Ok,
+            qmp::Kind::Error => Outcome::Error(outline.error_class.unwrap_or_default()),
+            _ => return,
+        };
+        if let Some((id, command)) = self.pending.take(outline.id.as_ref()) {
+            self.audit(&command, id.as_ref(), outcome);
+        }
+    }
+}
+
+/// A client frame that does not go upstream.
+#[derive(Debug)]
+pub enum Denied {
+    /// Not one JSON object; the QMP-shaped error reply.
+    Malformed { reply: String },
+    /// Refused by the policy.
+    Refused { reply: String, frame: qmp::ClientFrame, why: String },
+}
+
+impl Denied {
+    /// The QMP-shaped error reply for the client.
+    pub fn reply(&self) -> &str {
+        match self {
+            Denied::Malformed { reply } | Denied::Refused { reply, .. } => reply,
+        }
+    }
+}
+
+/// Checks a client frame: well-formed, and allowed by the policy.
+pub fn admit(text: &str, policy: &Policy) -> Result<qmp::ClientFrame, Denied> {
+    let frame = qmp::parse_client_frame(text).map_err(|r| Denied::Malformed { reply: r.to_reply() })?;
+    if let Err(why) = policy.check(&frame) {
+        let desc = format!("refused by qmp-bridge policy: {why}");
+        let reply = qmp::message::error_reply(frame.id(), "GenericError", &desc);
+        return Err(Denied::Refused { reply, frame, why });
+    }
+    Ok(frame)
 }
 
 fn closed(code: u16, reason: impl Into<String>) -> Ending {
@@ -84,14 +161,27 @@ pub async fn relay<W, R>(
     mut ws_tx: W,
     mut ws_rx: R,
     settings: &Settings,
+    peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) -> Summary
 where
     W: Sink<Message> + Unpin,
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
-    let mut counts = Counts::default();
+    let mut counts = Counts {
+        settings,
+        peer,
+        to_qemu: 0,
+        to_client: 0,
+        rejected: 0,
+        refused: 0,
+        pending: Pending::default(),
+    };
     let ending = session(&mut ws_tx, &mut ws_rx, settings, &mut shutdown, &mut counts).await;
+    let unanswered: Vec<_> = counts.pending.drain().collect();
+    for (id, command) in unanswered {
+        counts.audit(&command, id.as_ref(), Outcome::Unanswered);
+    }
     if let Ending::Closed { code, reason } = &ending {
         let frame = CloseFrame {
             code: *code,
@@ -107,6 +197,7 @@ where
         to_qemu: counts.to_qemu,
         to_client: counts.to_client,
         rejected: counts.rejected,
+        refused: counts.refused,
         ending,
     }
 }
@@ -154,7 +245,7 @@ async fn session<W, R>(
     ws_rx: &mut R,
     settings: &Settings,
     shutdown: &mut watch::Receiver<bool>,
-    counts: &mut Counts,
+    counts: &mut Counts<'_>,
 ) -> Ending
 where
     W: Sink<Message> + Unpin,
@@ -205,23 +296,29 @@ where
     let mut ping = tokio::time::interval(settings.ping_interval);
     ping.reset();
     let mut last_heard = Instant::now();
+    let mut last_frame = Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.changed() => return closed(close_code::GOING_AWAY, "qmp-bridge is shutting down"),
+            _ = idle_deadline(settings.idle_timeout, last_frame) => {
+                return closed(close_code::GOING_AWAY, format!(
+                    "idle: no command for {:?} (--idle-timeout)", last_frame.elapsed()));
+            }
             frame = ws_rx.next() => {
                 last_heard = Instant::now();
                 let text = match frame {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ending::ClientLeft,
+                    None | Some(Ok(Message::Close(_))) => return Ending::ClientLeft,
+                    Some(Err(e)) => return closed(close_code::PROTOCOL, format!("websocket error: {e}")),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Text(t))) => Ok(t.as_str().to_owned()),
-                    Some(Ok(Message::Binary(b))) => String::from_utf8(b.to_vec()),
+                    Some(Ok(Message::Binary(b))) => String::from_utf8(b.to_vec()).map_err(|_| Denied::Malformed {
+                        reply: qmp::Rejection { id: None, desc: "binary frame is not UTF-8 JSON text".into() }.to_reply(),
+                    }),
                 };
-                let checked = match &text {
-                    Ok(t) => qmp::check_client_frame(t),
-                    Err(_) => Err(qmp::Rejection { id: None, desc: "binary frame is not UTF-8 JSON text".into() }),
-                };
-                match (checked, text) {
-                    (Ok(()), Ok(mut t)) => {
+                last_frame = Instant::now();
+                let admitted = text.and_then(|t| admit(&t, &settings.policy).map(|frame| (t, frame)));
+                match admitted {
+                    Ok((mut t, frame)) => {
                         tracing::debug!(target: "qmp_bridge::wire", to = "qemu", "{t}");
                         t.push('\n');
                         match tokio::time::timeout(settings.send_timeout, upstream.write_all(t.as_bytes())).await {
@@ -230,15 +327,26 @@ where
                             Err(_) => return closed(close_code::UPSTREAM_ERROR,
                                 format!("QMP at {target} stopped reading for {:?}", settings.send_timeout)),
                         }
+                        if settings.audit.is_some() {
+                            let command = frame.command().unwrap_or("?").to_owned();
+                            counts.pending.push(frame.id().cloned(), command);
+                        }
                     }
-                    (Err(rejection), _) => {
-                        counts.rejected += 1;
-                        tracing::debug!(target: "qmp_bridge::wire", "rejected client frame: {}", rejection.desc);
-                        if let Err(ending) = send_text(ws_tx, rejection.to_reply(), settings).await {
+                    Err(denied) => {
+                        match &denied {
+                            Denied::Refused { frame, why, .. } => {
+                                counts.refused += 1;
+                                tracing::info!(peer = %counts.peer, "refused by policy: {why}");
+                                counts.audit(frame.command().unwrap_or("?"), frame.id(), Outcome::Refused(why.clone()));
+                            }
+                            Denied::Malformed { .. } => counts.rejected += 1,
+                        }
+                        let reply = denied.reply().to_owned();
+                        tracing::debug!(target: "qmp_bridge::wire", to = "client", "{reply}");
+                        if let Err(ending) = send_text(ws_tx, reply, settings).await {
                             return ending;
                         }
                     }
-                    (Ok(()), Err(_)) => unreachable!("a frame that is not text is never accepted"),
                 }
             }
             r = upstream.readable() => {
@@ -276,7 +384,7 @@ async fn deliver<W>(
     ws_tx: &mut W,
     framer: &mut Framer,
     settings: &Settings,
-    counts: &mut Counts,
+    counts: &mut Counts<'_>,
 ) -> Result<(), Ending>
 where
     W: Sink<Message> + Unpin,
@@ -286,6 +394,7 @@ where
         match framer.next_message() {
             Ok(Some(text)) => {
                 tracing::debug!(target: "qmp_bridge::wire", to = "client", "{text}");
+                counts.reply_seen(&text);
                 match tokio::time::timeout(settings.send_timeout, ws_tx.feed(Message::Text(text.into()))).await {
                     Ok(Ok(())) => {
                         sent += 1;
@@ -307,6 +416,14 @@ where
         }
     }
     outcome
+}
+
+/// Resolves when a session has been idle for `timeout` (never when there is none).
+async fn idle_deadline(timeout: Option<Duration>, since: Instant) {
+    match timeout {
+        Some(t) => tokio::time::sleep_until((since + t).into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn frame_error(e: FrameError, target: &QmpTarget) -> Ending {

@@ -1,32 +1,59 @@
 //! The HTTP side: UI files, `/healthz`, and `/ws` upgraded into a relay session.
 //!
-//! [`run`] serves until its `shutdown` future resolves, then closes every websocket with
-//! 1001 and returns once all sessions have ended, so tests and `main` stop it the same way.
+//! Connections are accepted here rather than by `axum::serve`, for what a public-facing
+//! bridge needs: optional TLS, a bound on how long a request (TLS handshake and headers)
+//! may take to arrive (slowloris), and a cap on concurrent sessions. [`run`] serves until
+//! its `shutdown` future resolves, then closes every websocket with 1001 and returns once
+//! all sessions have ended, so tests and `main` stop it the same way.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use futures_util::StreamExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tower_service::Service;
 
 use crate::assets::Ui;
 use crate::relay::{self, Ending, Settings};
+use crate::security::Gate;
 
 /// Everything the server needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub relay: Settings,
     pub ui: Ui,
+    pub gate: Gate,
+    pub tls: Option<TlsAcceptor>,
+    /// Most websocket sessions at once.
+    pub max_clients: usize,
+    /// How long the TLS handshake, and then each request's headers, may take to arrive.
+    pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("relay", &self.relay)
+            .field("ui", &self.ui)
+            .field("gate", &self.gate)
+            .field("tls", &self.tls.is_some())
+            .field("max_clients", &self.max_clients)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
 }
 
 struct Shared {
@@ -34,6 +61,7 @@ struct Shared {
     shutdown: watch::Receiver<bool>,
     /// Each session holds a clone; `recv` returning `None` means all have ended.
     sessions: mpsc::Sender<()>,
+    slots: Arc<Semaphore>,
 }
 
 type AppState = Arc<Shared>;
@@ -46,28 +74,85 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (sessions_tx, mut sessions_rx) = mpsc::channel::<()>(1);
+    let tls = config.tls.clone();
+    let request_timeout = config.request_timeout;
     let state = Arc::new(Shared {
+        slots: Arc::new(Semaphore::new(config.max_clients)),
         config,
-        shutdown: stop_rx,
+        shutdown: stop_rx.clone(),
         sessions: sessions_tx,
     });
     let app = router(state.clone());
     drop(state);
-    let listener = listener.tap_io(|tcp| {
+
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: wait a little instead of spinning
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
         let _ = tcp.set_nodelay(true);
-    });
-    let serve = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    serve.await?;
+        let app = app.clone();
+        let tls = tls.clone();
+        let stop = stop_rx.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => serve_connection(tcp, peer, app, request_timeout, stop).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(request_timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, peer, app, request_timeout, stop).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+    let _ = stop_tx.send(true);
+    drop(app);
     // Sessions were told through `stop_rx`; give them a moment to send their close frames.
     let _ = tokio::time::timeout(Duration::from_secs(5), sessions_rx.recv()).await;
     Ok(())
+}
+
+/// HTTP/1.1 with upgrades on one connection, headers due within `request_timeout`.
+async fn serve_connection<IO>(
+    io: IO,
+    peer: SocketAddr,
+    app: Router,
+    request_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().call(req)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(request_timeout);
+    let mut conn = pin!(builder.serve_connection(TokioIo::new(io), service).with_upgrades());
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                }
+                break;
+            }
+            _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+        }
+    }
 }
 
 fn router(state: AppState) -> Router {
@@ -85,8 +170,23 @@ async fn ui_file(State(state): State<AppState>, uri: Uri, headers: HeaderMap) ->
 async fn websocket(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if let Err(refusal) = state.config.gate.admit(&uri, &headers) {
+        tracing::info!(%peer, status = refusal.status, "websocket refused: {}", refusal.reason.trim());
+        let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
+        return (status, refusal.reason).into_response();
+    }
+    let Ok(slot) = state.slots.clone().try_acquire_owned() else {
+        tracing::warn!(%peer, "websocket refused: --max-clients {} reached", state.config.max_clients);
+        let reason = format!(
+            "qmp-bridge: too many clients (--max-clients {})\n",
+            state.config.max_clients
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, reason).into_response();
+    };
     let max = state.config.relay.max_message_bytes;
     upgrade
         .max_message_size(max)
@@ -94,12 +194,13 @@ async fn websocket(
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
+            let _slot = slot;
             let _alive = state.sessions.clone();
             let settings = &state.config.relay;
             let started = Instant::now();
             tracing::info!(%peer, target = %settings.target, "session opened");
             let (tx, rx) = socket.split();
-            let summary = relay::relay(tx, rx, settings, state.shutdown.clone()).await;
+            let summary = relay::relay(tx, rx, settings, peer, state.shutdown.clone()).await;
             let ending = match &summary.ending {
                 Ending::ClientLeft => "client left".to_owned(),
                 Ending::Closed { code, reason } => format!("closed {code}: {reason}"),
@@ -111,6 +212,7 @@ async fn websocket(
                 to_qemu = summary.to_qemu,
                 to_client = summary.to_client,
                 rejected = summary.rejected,
+                refused = summary.refused,
                 "session ended: {ending}"
             );
         })

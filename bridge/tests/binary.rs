@@ -111,7 +111,7 @@ async fn sigterm_closes_sessions_with_1001_and_exits_zero() -> testkit::Result<(
         Path::new(BIN),
         &["--qmp", &qemu.target(), "--listen", "127.0.0.1:0"],
     )?;
-    let mut ws = QmpWs::connect(&bridge.ws_url("")).await?;
+    let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
     ws.handshake().await?;
     ws.execute("query-status", None, serde_json::json!(1)).await?;
     ws.send_text("oops").await?;
@@ -144,7 +144,7 @@ async fn verbose_logs_every_message() -> testkit::Result<()> {
         Path::new(BIN),
         &["--qmp", &qemu.target(), "--listen", "127.0.0.1:0", "-v"],
     )?;
-    let mut ws = QmpWs::connect(&bridge.ws_url("")).await?;
+    let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
     ws.handshake().await?;
     ws.execute("query-status", None, serde_json::json!("probe-42")).await?;
     testkit::wait_until(Duration::from_secs(5), "the message in the log", || {

@@ -6,7 +6,8 @@
 //!   ones a client sends (`qmp_capabilities`, commands) or a bridge answers with (QMP-shaped
 //!   errors).
 //! - [`inbound`]: the check every client frame passes before it is written upstream:
-//!   exactly one JSON object, or a QMP-shaped rejection carrying the frame's `id`.
+//!   exactly one JSON object without repeated keys, or a QMP-shaped rejection carrying the
+//!   frame's `id`; and what commands a frame would run (for policies).
 //!
 //! serde and serde_json only, no I/O: it builds for native and wasm32 alike.
 
@@ -15,5 +16,5 @@ pub mod inbound;
 pub mod message;
 
 pub use framing::{FrameError, Framer};
-pub use inbound::{check_client_frame, Rejection};
-pub use message::{Event, Greeting, Message, MessageError, QmpError, Version};
+pub use inbound::{parse_client_frame, ClientFrame, Rejection};
+pub use message::{outline, Event, Greeting, Kind, Message, MessageError, Outline, QmpError, Version};

@@ -161,6 +161,63 @@ impl Message {
     }
 }
 
+/// What kind of server message a text is, read without building its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Greeting,
+    Return,
+    Error,
+    Event,
+    Unknown,
+}
+
+/// A server message's kind, `id` and error class: enough to match replies to requests
+/// without materialising a 200 KB `return`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outline {
+    pub kind: Kind,
+    pub id: Option<Value>,
+    pub error_class: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawOutline {
+    id: Option<Value>,
+    #[serde(rename = "QMP")]
+    greeting: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "return")]
+    ret: Option<serde::de::IgnoredAny>,
+    error: Option<RawErrorClass>,
+    event: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct RawErrorClass {
+    class: String,
+}
+
+/// Outlines one message's text.
+pub fn outline(text: &str) -> Result<Outline, MessageError> {
+    let raw: RawOutline =
+        serde_json::from_str(text).map_err(|e| MessageError::Json(e.to_string()))?;
+    let kind = if raw.greeting.is_some() {
+        Kind::Greeting
+    } else if raw.ret.is_some() {
+        Kind::Return
+    } else if raw.error.is_some() {
+        Kind::Error
+    } else if raw.event.is_some() {
+        Kind::Event
+    } else {
+        Kind::Unknown
+    };
+    Ok(Outline {
+        kind,
+        id: raw.id,
+        error_class: raw.error.map(|e| e.class),
+    })
+}
+
 /// A command as a client sends it: `{"execute": name, "arguments": args, "id": id}`.
 pub fn command(name: &str, arguments: Option<Value>, id: Option<Value>) -> String {
     let mut obj = Map::new();
@@ -227,6 +284,19 @@ mod tests {
         assert_eq!(ev.name, "STOP");
         assert_eq!(ev.data, json!({}));
         assert_eq!(ev.timestamp_ms(), 1_700_000_000_000.5);
+    }
+
+    #[test]
+    fn outlines_without_the_payload() {
+        let o = outline(r#"{"return": [{"big": [1, 2, 3]}], "id": {"n": 1}}"#).unwrap();
+        assert_eq!((o.kind, o.id, o.error_class), (Kind::Return, Some(json!({"n": 1})), None));
+        let o = outline(r#"{"error": {"class": "DeviceNotFound", "desc": "x"}, "id": 2}"#).unwrap();
+        assert_eq!((o.kind, o.error_class.as_deref()), (Kind::Error, Some("DeviceNotFound")));
+        let o = outline(r#"{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 2}}"#).unwrap();
+        assert_eq!((o.kind, o.id), (Kind::Event, None));
+        assert_eq!(outline(r#"{"QMP": {}}"#).unwrap().kind, Kind::Greeting);
+        assert_eq!(outline(r#"{"x": 1}"#).unwrap().kind, Kind::Unknown);
+        assert!(outline("[").is_err());
     }
 
     #[test]

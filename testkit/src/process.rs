@@ -16,6 +16,8 @@ pub struct BridgeProcess {
     pub url: String,
     /// `127.0.0.1:PORT`.
     pub addr: String,
+    /// The token from the printed URL's `?token=`, if it has one.
+    pub token: Option<String>,
     log: Arc<Mutex<String>>,
 }
 
@@ -60,6 +62,7 @@ impl BridgeProcess {
             child,
             url: String::new(),
             addr: String::new(),
+            token: None,
             log,
         };
         match rx.recv_timeout(Duration::from_secs(20)) {
@@ -71,6 +74,9 @@ impl BridgeProcess {
                     .next()
                     .unwrap_or("")
                     .to_owned();
+                bridge.token = url
+                    .split_once("token=")
+                    .map(|(_, t)| t.split('&').next().unwrap_or("").to_owned());
                 bridge.url = url;
                 Ok(bridge)
             }
@@ -90,9 +96,13 @@ impl BridgeProcess {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
-    /// `ws://ADDR/ws` plus `suffix` (e.g. `?token=...`).
-    pub fn ws_url(&self, suffix: &str) -> String {
-        format!("ws://{}/ws{suffix}", self.addr)
+    /// The websocket URL a client of this bridge uses: `ws(s)://ADDR/ws?token=...`.
+    pub fn ws_url(&self) -> String {
+        let scheme = if self.url.starts_with("https:") { "wss" } else { "ws" };
+        match &self.token {
+            Some(t) => format!("{scheme}://{}/ws?token={t}", self.addr),
+            None => format!("{scheme}://{}/ws", self.addr),
+        }
     }
 
     /// Sends SIGTERM.

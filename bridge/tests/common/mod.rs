@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use qmp_bridge::assets::Ui;
+use qmp_bridge::policy::Policy;
 use qmp_bridge::relay::Settings;
+use qmp_bridge::security::{Auth, Gate};
 use qmp_bridge::server::{self, Config};
 use tokio::sync::oneshot;
 
@@ -24,14 +26,37 @@ pub fn settings(target: &str) -> Settings {
         max_message_bytes: qmp::framing::DEFAULT_MAX_MESSAGE_BYTES,
         send_timeout: Duration::from_secs(5),
         ping_interval: Duration::from_secs(15),
+        idle_timeout: None,
+        policy: Policy::default(),
+        audit: None,
+    }
+}
+
+/// A server config around `relay` without a token (tests that need one set `gate.auth`).
+pub fn config(relay: Settings) -> Config {
+    Config {
+        relay,
+        ui: Ui::Embedded,
+        gate: Gate {
+            auth: Auth::Disabled,
+            allowed_origins: Vec::new(),
+            scheme: "http",
+            loopback: true,
+        },
+        tls: None,
+        max_clients: 1024,
+        request_timeout: Duration::from_secs(10),
     }
 }
 
 pub async fn start(relay: Settings) -> TestBridge {
+    start_with(config(relay)).await
+}
+
+pub async fn start_with(config: Config) -> TestBridge {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
-    let config = Config { relay, ui: Ui::Embedded };
     let handle = tokio::spawn(server::run(listener, config, async {
         let _ = stopped.await;
     }));

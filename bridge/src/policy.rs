@@ -1,0 +1,152 @@
+//! Which commands a client may run: `--read-only`, `--allow GLOB`, `--deny GLOB`.
+//!
+//! Every command a frame would have QEMU run is checked: `execute`, `exec-oob`, and each
+//! action inside a `transaction`. A refused frame never reaches QEMU; the client gets a
+//! QMP-shaped error with the frame's `id`. `qmp_capabilities` is always allowed, since no
+//! session can start without it.
+
+use qmp::ClientFrame;
+
+/// Commands `--read-only` lets through besides `query-*` and `x-query-*`.
+const READ_ONLY_EXTRAS: &[&str] = &[
+    "qmp_capabilities",
+    "qom-get",
+    "qom-list",
+    "qom-list-types",
+    "qom-list-properties",
+    "device-list-properties",
+];
+
+/// The command policy.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub read_only: bool,
+    /// When non-empty, a command must match one of these.
+    pub allow: Vec<String>,
+    /// A command matching one of these is refused (deny wins over allow).
+    pub deny: Vec<String>,
+}
+
+/// `*` matches any run of characters, `?` any one.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+fn is_read_only(name: &str) -> bool {
+    name.starts_with("query-") || name.starts_with("x-query-") || READ_ONLY_EXTRAS.contains(&name)
+}
+
+impl Policy {
+    /// True when the policy refuses nothing.
+    pub fn is_open(&self) -> bool {
+        !self.read_only && self.allow.is_empty() && self.deny.is_empty()
+    }
+
+    /// Why `name` is refused, if it is.
+    fn refuse(&self, name: &str) -> Option<String> {
+        if name == "qmp_capabilities" {
+            return None;
+        }
+        if self.read_only && !is_read_only(name) {
+            return Some(format!("'{name}' is not a query command (--read-only)"));
+        }
+        if let Some(glob) = self.deny.iter().find(|g| glob_match(g, name)) {
+            return Some(format!("'{name}' matches --deny {glob}"));
+        }
+        if !self.allow.is_empty() && !self.allow.iter().any(|g| glob_match(g, name)) {
+            return Some(format!("'{name}' matches no --allow pattern"));
+        }
+        None
+    }
+
+    /// Refuses the frame when any command in it is refused.
+    pub fn check(&self, frame: &ClientFrame) -> Result<(), String> {
+        if self.is_open() {
+            return Ok(());
+        }
+        let names = frame.commands();
+        let outer = names.first().copied();
+        for name in &names {
+            if let Some(why) = self.refuse(name) {
+                return Err(match outer {
+                    Some(outer) if outer != *name => format!("{why}, inside '{outer}'"),
+                    _ => why,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(text: &str) -> ClientFrame {
+        qmp::parse_client_frame(text).expect("valid frame")
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("query-*", "query-status"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("block*-add", "blockdev-add"));
+        assert!(glob_match("?top", "stop"));
+        assert!(!glob_match("query-*", "stop"));
+        assert!(!glob_match("stop", "stops"));
+        assert!(glob_match("*a*b*", "xxaxxbxx"));
+        assert!(!glob_match("*a*b", "xxaxxbxxc"));
+    }
+
+    #[test]
+    fn read_only_allows_queries_only() {
+        let p = Policy { read_only: true, ..Policy::default() };
+        assert!(p.check(&frame(r#"{"execute": "query-status"}"#)).is_ok());
+        assert!(p.check(&frame(r#"{"execute": "qmp_capabilities"}"#)).is_ok());
+        assert!(p.check(&frame(r#"{"execute": "stop"}"#)).unwrap_err().contains("--read-only"));
+        assert!(p.check(&frame(r#"{"execute": "human-monitor-command", "arguments": {"command-line": "info status"}}"#)).is_err());
+        assert!(p.check(&frame(r#"{"exec-oob": "migrate-pause"}"#)).is_err());
+    }
+
+    #[test]
+    fn transaction_actions_are_checked() {
+        let p = Policy { deny: vec!["blockdev-snapshot*".into()], ..Policy::default() };
+        let t = r#"{"execute": "transaction", "arguments": {"actions": [{"type": "abort"}, {"type": "blockdev-snapshot-sync"}]}}"#;
+        let why = p.check(&frame(t)).unwrap_err();
+        assert!(why.contains("blockdev-snapshot-sync") && why.contains("inside 'transaction'"), "{why}");
+        let ok = r#"{"execute": "transaction", "arguments": {"actions": [{"type": "abort"}]}}"#;
+        assert!(p.check(&frame(ok)).is_ok());
+    }
+
+    #[test]
+    fn allow_list_and_deny_wins() {
+        let p = Policy {
+            allow: vec!["query-*".into(), "stop".into(), "cont".into()],
+            deny: vec!["query-qmp-schema".into()],
+            ..Policy::default()
+        };
+        assert!(p.check(&frame(r#"{"execute": "stop"}"#)).is_ok());
+        assert!(p.check(&frame(r#"{"execute": "quit"}"#)).unwrap_err().contains("no --allow"));
+        assert!(p.check(&frame(r#"{"execute": "query-qmp-schema"}"#)).unwrap_err().contains("--deny"));
+        // a frame naming two commands is judged on both
+        assert!(p.check(&frame(r#"{"execute": "stop", "exec-oob": "quit"}"#)).is_err());
+    }
+}
