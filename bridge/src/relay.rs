@@ -308,7 +308,7 @@ where
                 last_heard = Instant::now();
                 let text = match frame {
                     None | Some(Ok(Message::Close(_))) => return Ending::ClientLeft,
-                    Some(Err(e)) => return closed(close_code::PROTOCOL, format!("websocket error: {e}")),
+                    Some(Err(e)) => return websocket_error(e, settings),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Text(t))) => Ok(t.as_str().to_owned()),
                     Some(Ok(Message::Binary(b))) => String::from_utf8(b.to_vec()).map_err(|_| Denied::Malformed {
@@ -416,6 +416,17 @@ where
         }
     }
     outcome
+}
+
+/// A broken or oversized frame from the client ends its session, with the reason.
+fn websocket_error(e: axum::Error, settings: &Settings) -> Ending {
+    let text = e.to_string();
+    if text.contains("Space limit exceeded") {
+        closed(close_code::TOO_BIG, format!(
+            "frame over the {}-byte limit (--max-message-bytes)", settings.max_message_bytes))
+    } else {
+        closed(close_code::PROTOCOL, format!("websocket error: {text}"))
+    }
 }
 
 /// Resolves when a session has been idle for `timeout` (never when there is none).

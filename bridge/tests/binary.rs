@@ -153,3 +153,60 @@ async fn verbose_logs_every_message() -> testkit::Result<()> {
     })?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn printed_url_carries_a_token_that_is_never_logged() -> testkit::Result<()> {
+    let qemu = Qemu::start()?;
+    let bridge = BridgeProcess::start(
+        Path::new(BIN),
+        &["--qmp", &qemu.target(), "--listen", "127.0.0.1:0", "-v"],
+    )?;
+    let token = bridge.token.clone().ok_or("no token in the printed URL")?;
+    assert_eq!(token.len(), 64);
+    let bare = format!("ws://{}/ws", bridge.addr);
+    assert_eq!(testkit::ws::upgrade_status(&bare, &[]).await?, 401);
+    let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
+    ws.handshake().await?;
+    ws.execute("query-status", None, serde_json::json!(1)).await?;
+    let log = bridge.log();
+    assert!(log.contains("session opened") && log.contains("websocket refused"), "{log}");
+    assert!(!log.contains(&token), "the token leaked into the log:\n{log}");
+    Ok(())
+}
+
+#[test]
+fn token_file_no_auth_and_exposure_warnings() -> testkit::Result<()> {
+    let dir = testkit::TempDir::new("tokenfile")?;
+    let file = dir.path().join("token");
+    std::fs::write(&file, "from-a-file-123456\n")?;
+    let path = file.to_string_lossy().into_owned();
+    let bridge = BridgeProcess::start(
+        Path::new(BIN),
+        &["--qmp", "tcp:127.0.0.1:1", "--listen", "127.0.0.1:0", "--token-file", &path],
+    )?;
+    assert_eq!(bridge.token.as_deref(), Some("from-a-file-123456"));
+
+    let open = BridgeProcess::start(
+        Path::new(BIN),
+        &["--qmp", "tcp:127.0.0.1:1", "--listen", "0.0.0.0:0", "--no-auth"],
+    )?;
+    assert_eq!(open.token, None);
+    testkit::wait_until(Duration::from_secs(5), "both warnings", || {
+        let log = open.log();
+        (log.contains("--no-auth") && log.contains("without TLS")).then_some(())
+    })?;
+
+    let (_, e) = fails(&["--qmp", "tcp:127.0.0.1:1", "--token", "x y"]);
+    assert!(e.contains("--token"), "{e}");
+    let (_, e) = fails(&["--qmp", "tcp:127.0.0.1:1", "--token-file", "/nonexistent/t"]);
+    assert!(e.contains("/nonexistent/t"), "{e}");
+    let (_, e) = fails(&["--qmp", "tcp:127.0.0.1:1", "--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"]);
+    assert!(e.contains("--tls-cert"), "{e}");
+    let (_, e) = fails(&["--qmp", "tcp:127.0.0.1:1", "--tls-cert", "/etc/hostname"]);
+    assert!(e.contains("--tls-key"), "{e}");
+    let (_, e) = fails(&["--qmp", "tcp:127.0.0.1:1", "--allow-origin", "evil.example"]);
+    assert!(e.contains("origin"), "{e}");
+    let (_, e) = fails(&["--qmp", "tcp:127.0.0.1:1", "--audit-log", "/nonexistent/dir/a.jsonl"]);
+    assert!(e.contains("--audit-log"), "{e}");
+    Ok(())
+}

@@ -4,12 +4,31 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
+
+/// Any byte stream a websocket can run over (TCP, TLS over TCP).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 use crate::Result;
+
+fn request(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
+    let mut request = url.into_client_request()?;
+    for (k, v) in headers {
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())?,
+            v.parse()?,
+        );
+    }
+    Ok(request)
+}
 
 /// What the bridge sent next.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,13 +37,32 @@ pub enum Incoming {
     Closed { code: u16, reason: String },
 }
 
-#[derive(Debug)]
 pub struct QmpWs {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: WebSocketStream<Box<dyn Io>>,
     /// Events seen while waiting for replies.
     pub events: Vec<Value>,
     /// How long a receive waits.
     pub timeout: Duration,
+}
+
+/// The HTTP status an upgrade request to `url` with `headers` gets: 101 when accepted.
+pub async fn upgrade_status(url: &str, headers: &[(&str, &str)]) -> Result<u16> {
+    match QmpWs::connect_with(url, headers).await {
+        Ok(ws) => {
+            let _ = ws.close().await;
+            Ok(101)
+        }
+        Err(e) => match e.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
+            Some(tokio_tungstenite::tungstenite::Error::Http(resp)) => Ok(resp.status().as_u16()),
+            _ => Err(e),
+        },
+    }
+}
+
+impl std::fmt::Debug for QmpWs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QmpWs").field("events", &self.events.len()).finish()
+    }
 }
 
 impl QmpWs {
@@ -34,19 +72,26 @@ impl QmpWs {
 
     /// Connects with extra request headers (e.g. `Origin`).
     pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Result<QmpWs> {
-        let mut request = url.into_client_request()?;
-        for (k, v) in headers {
-            request.headers_mut().insert(
-                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())?,
-                v.parse()?,
-            );
-        }
-        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
-        Ok(QmpWs {
+        let request = request(url, headers)?;
+        let authority = request.uri().authority().ok_or("no host in the URL")?.to_string();
+        let tcp = TcpStream::connect(&authority).await?;
+        tcp.set_nodelay(true)?;
+        let (ws, _) = tokio_tungstenite::client_async(request, Box::new(tcp) as Box<dyn Io>).await?;
+        Ok(QmpWs::from_stream(ws))
+    }
+
+    /// Connects over an already established stream (TLS, say) to the server it leads to.
+    pub async fn connect_over(stream: impl Io + 'static, url: &str) -> Result<QmpWs> {
+        let (ws, _) = tokio_tungstenite::client_async(request(url, &[])?, Box::new(stream) as Box<dyn Io>).await?;
+        Ok(QmpWs::from_stream(ws))
+    }
+
+    fn from_stream(ws: WebSocketStream<Box<dyn Io>>) -> QmpWs {
+        QmpWs {
             ws,
             events: Vec::new(),
             timeout: Duration::from_secs(15),
-        })
+        }
     }
 
     pub async fn send_text(&mut self, text: &str) -> Result<()> {
