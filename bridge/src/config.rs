@@ -12,7 +12,7 @@ use crate::assets::Ui;
 use crate::audit::AuditLog;
 use crate::policy::Policy;
 use crate::security::{random_token, read_token_file, validate_token, Auth, Gate};
-use crate::relay::Settings;
+use crate::session::Settings;
 use crate::server::Config;
 use crate::target::QmpTarget;
 

@@ -2,8 +2,10 @@
 //!
 //! - [`config`]: command-line flags into a [`server::Config`].
 //! - [`target`]: the QMP endpoint (`unix:` or `tcp:`) and the byte stream to it.
-//! - [`relay`]: one websocket to one QMP connection, whole messages both ways, every
-//!   ending a close frame with a readable reason.
+//! - [`upstream`]: a QMP connection opened up to its greeting ("busy" when none comes).
+//! - [`session`]: what every client session shares: settings, endings and close codes,
+//!   admission of frames, tally and audit, the `Client` transport trait and `WsClient`.
+//! - [`relay`]: `--mode relay`, one client to one QMP connection, whole messages both ways.
 //! - [`assets`]: the UI, embedded at build time or served from `--ui-dir`.
 //! - [`security`]: the token, Origin and Host checks made before a websocket upgrade.
 //! - [`policy`]: which commands clients may run (`--read-only`, `--allow`, `--deny`).
@@ -22,5 +24,7 @@ pub mod policy;
 pub mod relay;
 pub mod security;
 pub mod server;
+pub mod session;
 pub mod target;
 pub mod tls;
+pub mod upstream;

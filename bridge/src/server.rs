@@ -27,7 +27,8 @@ use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 
 use crate::assets::Ui;
-use crate::relay::{self, Ending, Settings};
+use crate::relay;
+use crate::session::{Ending, Settings, WsClient};
 use crate::security::Gate;
 
 /// Everything the server needs.
@@ -200,7 +201,8 @@ async fn websocket(
             let started = Instant::now();
             tracing::info!(%peer, target = %settings.target, "session opened");
             let (tx, rx) = socket.split();
-            let summary = relay::relay(tx, rx, settings, peer, state.shutdown.clone()).await;
+            let client = WsClient::new(tx, rx, settings);
+            let summary = relay::relay(client, settings, peer, state.shutdown.clone()).await;
             let ending = match &summary.ending {
                 Ending::ClientLeft => "client left".to_owned(),
                 Ending::Closed { code, reason } => format!("closed {code}: {reason}"),

@@ -45,7 +45,9 @@ impl Qemu {
             if let Ok(Some(status)) = child.try_wait() {
                 return Some(Err(format!("QEMU exited early: {status}")));
             }
-            socket.exists().then_some(Ok(()))
+            // the file appears at bind(), before listen(): connect to be sure (QEMU
+            // greets this probe, sees it leave, and serves the next client)
+            std::os::unix::net::UnixStream::connect(socket).ok().map(|_| Ok(()))
         });
         if let Err(e) = ready.and_then(|r| r.map_err(Into::into)) {
             let _ = child.kill();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use qmp_bridge::assets::Ui;
 use qmp_bridge::policy::Policy;
-use qmp_bridge::relay::Settings;
+use qmp_bridge::session::Settings;
 use qmp_bridge::security::{Auth, Gate};
 use qmp_bridge::server::{self, Config};
 use tokio::sync::oneshot;
