@@ -7,7 +7,6 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -35,7 +34,8 @@ pub enum Outcome {
 /// One audit record.
 #[derive(Debug)]
 pub struct Entry<'a> {
-    pub client: SocketAddr,
+    /// `ADDR:PORT` of a websocket client, `unix:PATH` for the shared socket.
+    pub client: &'a str,
     pub command: &'a str,
     pub id: Option<&'a Value>,
     pub outcome: Outcome,
@@ -87,7 +87,7 @@ impl AuditLog {
         };
         let mut line = json!({
             "time": rfc3339(SystemTime::now()),
-            "client": entry.client.to_string(),
+            "client": entry.client,
             "command": entry.command,
             "id": entry.id,
             "outcome": outcome,

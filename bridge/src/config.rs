@@ -13,7 +13,7 @@ use crate::audit::AuditLog;
 use crate::policy::Policy;
 use crate::security::{random_token, read_token_file, validate_token, Auth, Gate};
 use crate::session::Settings;
-use crate::server::Config;
+use crate::server::{Config, Mode};
 use crate::target::QmpTarget;
 
 /// Serves the qmp-console web UI and relays its websockets to a QEMU QMP monitor.
@@ -23,6 +23,16 @@ pub struct Cli {
     /// QMP monitor to relay to: unix:PATH, tcp:HOST:PORT, or a socket path.
     #[arg(long, value_name = "TARGET")]
     pub qmp: QmpTarget,
+
+    /// shared: one QMP connection for all clients, each with its own session (default);
+    /// relay: each client gets its own QMP connection (QEMU serves one at a time).
+    #[arg(long, value_enum, default_value = "shared")]
+    pub mode: Mode,
+
+    /// Shared mode: also offer the shared session on this Unix socket (mode 0600), for
+    /// qmp-shell, the qemu.qmp library and other QMP tools.
+    #[arg(long, value_name = "PATH")]
+    pub share_socket: Option<PathBuf>,
 
     /// Address and port to serve the UI and /ws on (port 0 picks a free one).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8780")]
@@ -131,6 +141,8 @@ pub enum ConfigError {
     MaxMessage,
     #[error("--max-clients must be at least 1")]
     MaxClients,
+    #[error("--share-socket needs --mode shared")]
+    ShareNeedsShared,
     #[error(transparent)]
     Token(#[from] crate::security::TokenError),
     #[error(transparent)]
@@ -154,6 +166,9 @@ impl Cli {
         if self.max_clients == 0 {
             return Err(ConfigError::MaxClients);
         }
+        if self.share_socket.is_some() && self.mode != Mode::Shared {
+            return Err(ConfigError::ShareNeedsShared);
+        }
         let auth = match (self.no_auth, self.token, self.token_file) {
             (true, _, _) => Auth::Disabled,
             (false, Some(t), _) => Auth::Token(validate_token(&t, "--token")?),
@@ -172,6 +187,8 @@ impl Cli {
             None => None,
         };
         Ok(Config {
+            mode: self.mode,
+            share_socket: self.share_socket,
             gate: Gate {
                 auth,
                 allowed_origins: self.allow_origin,

@@ -5,6 +5,11 @@
 //! - [`upstream`]: a QMP connection opened up to its greeting ("busy" when none comes).
 //! - [`session`]: what every client session shares: settings, endings and close codes,
 //!   admission of frames, tally and audit, the `Client` transport trait and `WsClient`.
+//! - [`mux`]: shared mode's multiplexer: one negotiated QMP connection for every client,
+//!   ids rewritten, events fanned out, fair and bounded, reconnecting with backoff.
+//! - [`shared`]: one client's complete QMP session on the multiplexer (greeting, its own
+//!   negotiation, its own ids).
+//! - [`share_socket`]: `--share-socket`, the shared session for plain-QMP tools.
 //! - [`relay`]: `--mode relay`, one client to one QMP connection, whole messages both ways.
 //! - [`assets`]: the UI, embedded at build time or served from `--ui-dir`.
 //! - [`security`]: the token, Origin and Host checks made before a websocket upgrade.
@@ -21,10 +26,13 @@ pub mod assets;
 pub mod audit;
 pub mod config;
 pub mod policy;
+pub mod mux;
 pub mod relay;
 pub mod security;
 pub mod server;
 pub mod session;
+pub mod share_socket;
+pub mod shared;
 pub mod target;
 pub mod tls;
 pub mod upstream;

@@ -20,7 +20,7 @@ pub async fn relay<C: Client>(
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) -> Summary {
-    let mut tally = Tally::new(settings, peer);
+    let mut tally = Tally::new(settings, peer.to_string());
     let ending = session(&mut client, settings, &mut shutdown, &mut tally).await;
     client.close(&ending).await;
     tally.finish(ending)

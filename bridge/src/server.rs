@@ -27,13 +27,27 @@ use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 
 use crate::assets::Ui;
+use crate::mux::{Mux, Upstate};
 use crate::relay;
-use crate::session::{Ending, Settings, WsClient};
+use crate::session::{Ending, Settings, Summary, WsClient};
 use crate::security::Gate;
+
+/// How clients reach QEMU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// One QMP connection for everyone, negotiated by the bridge; each client gets its
+    /// own complete QMP session on it.
+    Shared,
+    /// Each client gets its own QMP connection (QEMU serves one at a time).
+    Relay,
+}
 
 /// Everything the server needs.
 #[derive(Clone)]
 pub struct Config {
+    pub mode: Mode,
+    /// Shared mode: also serve the shared session on this Unix socket.
+    pub share_socket: Option<std::path::PathBuf>,
     pub relay: Settings,
     pub ui: Ui,
     pub gate: Gate,
@@ -47,6 +61,8 @@ pub struct Config {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
+            .field("mode", &self.mode)
+            .field("share_socket", &self.share_socket)
             .field("relay", &self.relay)
             .field("ui", &self.ui)
             .field("gate", &self.gate)
@@ -59,6 +75,8 @@ impl std::fmt::Debug for Config {
 
 struct Shared {
     config: Config,
+    /// Shared mode's multiplexer.
+    mux: Option<Mux>,
     shutdown: watch::Receiver<bool>,
     /// Each session holds a clone; `recv` returning `None` means all have ended.
     sessions: mpsc::Sender<()>,
@@ -77,8 +95,22 @@ pub async fn run(
     let (sessions_tx, mut sessions_rx) = mpsc::channel::<()>(1);
     let tls = config.tls.clone();
     let request_timeout = config.request_timeout;
+    let mux = (config.mode == Mode::Shared)
+        .then(|| Mux::start(Arc::new(config.relay.clone()), stop_rx.clone()));
+    if let (Some(mux), Some(path)) = (&mux, &config.share_socket) {
+        let listener = crate::share_socket::bind(path).map_err(std::io::Error::other)?;
+        tokio::spawn(crate::share_socket::serve(
+            listener,
+            path.clone(),
+            mux.clone(),
+            Arc::new(config.relay.clone()),
+            stop_rx.clone(),
+            sessions_tx.clone(),
+        ));
+    }
     let state = Arc::new(Shared {
         slots: Arc::new(Semaphore::new(config.max_clients)),
+        mux,
         config,
         shutdown: stop_rx.clone(),
         sessions: sessions_tx,
@@ -159,9 +191,39 @@ async fn serve_connection<IO>(
 fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws", get(websocket))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .fallback(get(ui_file))
         .with_state(state)
+}
+
+/// 200 while the bridge is up; in shared mode the body says whether QEMU is connected.
+async fn healthz(State(state): State<AppState>) -> String {
+    match state.mux.as_ref().map(Mux::state) {
+        None => "ok\n".into(),
+        Some(Upstate::Up { .. }) => "ok: QMP connected\n".into(),
+        Some(Upstate::Connecting { last_error }) => format!(
+            "ok: QMP reconnecting ({})\n",
+            last_error.as_deref().unwrap_or("first attempt")
+        ),
+    }
+}
+
+/// The closing log line of a session.
+pub(crate) fn log_session_end(peer: &str, settings: &Settings, started: Instant, summary: &Summary) {
+    let ending = match &summary.ending {
+        Ending::ClientLeft => "client left".to_owned(),
+        Ending::Closed { code, reason } => format!("closed {code}: {reason}"),
+    };
+    tracing::info!(
+        %peer,
+        target = %settings.target,
+        duration_ms = started.elapsed().as_millis() as u64,
+        to_qemu = summary.to_qemu,
+        to_client = summary.to_client,
+        rejected = summary.rejected,
+        refused = summary.refused,
+        "session ended: {ending}"
+    );
 }
 
 async fn ui_file(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
@@ -202,20 +264,11 @@ async fn websocket(
             tracing::info!(%peer, target = %settings.target, "session opened");
             let (tx, rx) = socket.split();
             let client = WsClient::new(tx, rx, settings);
-            let summary = relay::relay(client, settings, peer, state.shutdown.clone()).await;
-            let ending = match &summary.ending {
-                Ending::ClientLeft => "client left".to_owned(),
-                Ending::Closed { code, reason } => format!("closed {code}: {reason}"),
+            let stop = state.shutdown.clone();
+            let summary = match &state.mux {
+                Some(mux) => crate::shared::serve(client, mux, settings, peer.to_string(), stop).await,
+                None => relay::relay(client, settings, peer, stop).await,
             };
-            tracing::info!(
-                %peer,
-                target = %settings.target,
-                duration_ms = started.elapsed().as_millis() as u64,
-                to_qemu = summary.to_qemu,
-                to_client = summary.to_client,
-                rejected = summary.rejected,
-                refused = summary.refused,
-                "session ended: {ending}"
-            );
+            log_session_end(&peer.to_string(), settings, started, &summary);
         })
 }

@@ -3,7 +3,6 @@
 //! formed, allowed by the policy), its tally and audit records, and the [`Client`]
 //! transport trait with its websocket implementation [`WsClient`].
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -93,7 +92,8 @@ pub struct Summary {
 #[derive(Debug)]
 pub struct Tally {
     audit: Option<Arc<AuditLog>>,
-    pub peer: SocketAddr,
+    /// Who the client is, for logs and the audit log.
+    pub peer: String,
     pub to_qemu: u64,
     pub to_client: u64,
     pub rejected: u64,
@@ -102,7 +102,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    pub fn new(settings: &Settings, peer: SocketAddr) -> Tally {
+    pub fn new(settings: &Settings, peer: String) -> Tally {
         Tally {
             audit: settings.audit.clone(),
             peer,
@@ -117,7 +117,7 @@ impl Tally {
     fn audit(&self, command: &str, id: Option<&Value>, outcome: Outcome) {
         if let Some(log) = &self.audit {
             log.record(audit::Entry {
-                client: self.peer,
+                client: &self.peer,
                 command,
                 id,
                 outcome,

@@ -17,4 +17,6 @@ pub mod message;
 
 pub use framing::{FrameError, Framer};
 pub use inbound::{parse_client_frame, ClientFrame, Rejection};
-pub use message::{outline, Event, Greeting, Kind, Message, MessageError, Outline, QmpError, Version};
+pub use message::{
+    outline, Envelope, Event, Greeting, Kind, Message, MessageError, Outline, QmpError, Version,
+};

@@ -218,6 +218,58 @@ pub fn outline(text: &str) -> Result<Outline, MessageError> {
     })
 }
 
+/// A server message with its top-level members kept as raw JSON, so its `id` can be
+/// rewritten without parsing (or re-serialising) a 200 KB `return`.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    members: std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>,
+}
+
+impl Envelope {
+    pub fn parse(text: &str) -> Result<Envelope, MessageError> {
+        let members = serde_json::from_str(text).map_err(|e| MessageError::Json(e.to_string()))?;
+        Ok(Envelope { members })
+    }
+
+    pub fn kind(&self) -> Kind {
+        let has = |k: &str| self.members.contains_key(k);
+        if has("QMP") {
+            Kind::Greeting
+        } else if has("return") {
+            Kind::Return
+        } else if has("error") {
+            Kind::Error
+        } else if has("event") {
+            Kind::Event
+        } else {
+            Kind::Unknown
+        }
+    }
+
+    /// The `id`, parsed.
+    pub fn id(&self) -> Option<Value> {
+        self.members
+            .get("id")
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+    }
+
+    /// Replaces the `id` (or removes it, for `None`).
+    pub fn set_id(&mut self, id: Option<&Value>) {
+        match id.and_then(|v| serde_json::value::to_raw_value(v).ok()) {
+            Some(raw) => {
+                self.members.insert("id".into(), raw);
+            }
+            None => {
+                self.members.remove("id");
+            }
+        }
+    }
+
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(&self.members).unwrap_or_default()
+    }
+}
+
 /// A command as a client sends it: `{"execute": name, "arguments": args, "id": id}`.
 pub fn command(name: &str, arguments: Option<Value>, id: Option<Value>) -> String {
     let mut obj = Map::new();
@@ -239,6 +291,16 @@ pub fn qmp_capabilities(enable: &[&str], id: Option<Value>) -> String {
         Some(json!({ "enable": enable }))
     };
     command("qmp_capabilities", args, id)
+}
+
+/// An empty success reply, `{"return": {}, "id": ...}`.
+pub fn command_reply(id: Option<&Value>) -> String {
+    let mut obj = Map::new();
+    obj.insert("return".into(), json!({}));
+    if let Some(id) = id {
+        obj.insert("id".into(), id.clone());
+    }
+    Value::Object(obj).to_string()
 }
 
 /// A QMP-shaped error reply, as QEMU itself would send it, for errors a bridge produces.
@@ -297,6 +359,22 @@ mod tests {
         assert_eq!(outline(r#"{"QMP": {}}"#).unwrap().kind, Kind::Greeting);
         assert_eq!(outline(r#"{"x": 1}"#).unwrap().kind, Kind::Unknown);
         assert!(outline("[").is_err());
+    }
+
+    #[test]
+    fn envelope_rewrites_ids_only() {
+        let text = r#"{"return": {"status": "running", "id": "inner"}, "id": "qmpc-7"}"#;
+        let mut env = Envelope::parse(text).unwrap();
+        assert_eq!(env.kind(), Kind::Return);
+        assert_eq!(env.id(), Some(json!("qmpc-7")));
+        env.set_id(Some(&json!({"mine": [1]})));
+        let back: Value = serde_json::from_str(&env.to_text()).unwrap();
+        assert_eq!(back, json!({"return": {"status": "running", "id": "inner"}, "id": {"mine": [1]}}));
+        env.set_id(None);
+        let back: Value = serde_json::from_str(&env.to_text()).unwrap();
+        assert_eq!(back, json!({"return": {"status": "running", "id": "inner"}}));
+        let ev = Envelope::parse(r#"{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 0}}"#).unwrap();
+        assert_eq!((ev.kind(), ev.id()), (Kind::Event, None));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use qmp_bridge::assets::Ui;
 use qmp_bridge::policy::Policy;
 use qmp_bridge::session::Settings;
 use qmp_bridge::security::{Auth, Gate};
-use qmp_bridge::server::{self, Config};
+use qmp_bridge::server::{self, Config, Mode};
 use tokio::sync::oneshot;
 
 pub struct TestBridge {
@@ -32,9 +32,12 @@ pub fn settings(target: &str) -> Settings {
     }
 }
 
-/// A server config around `relay` without a token (tests that need one set `gate.auth`).
+/// A relay-mode server config around `relay` without a token (tests that need one set
+/// `gate.auth`; shared-mode tests set `mode`).
 pub fn config(relay: Settings) -> Config {
     Config {
+        mode: Mode::Relay,
+        share_socket: None,
         relay,
         ui: Ui::Embedded,
         gate: Gate {

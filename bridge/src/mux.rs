@@ -1,0 +1,432 @@
+//! Shared mode: one QMP connection to QEMU, negotiated by the bridge, shared by every
+//! client (the multiplexer).
+//!
+//! One actor task owns the upstream connection. Clients [`Mux::attach`] and get QEMU's
+//! real greeting, a bounded queue of commands to the actor and a bounded queue of
+//! messages back. The actor gives every upstream command a fresh `id` (`qmpc-N`) and
+//! restores the client's own `id` (or its absence) on the reply, which goes to that client
+//! only; events go to every negotiated client.
+//!
+//! Fair and bounded: the actor takes commands from the clients' queues in turn, with at
+//! most [`MAX_IN_FLIGHT`] upstream at once, so a client flooding commands only fills its
+//! own queue; a client whose message queue overflows is dropped with a reason instead of
+//! slowing the fan-out. When QEMU goes away every client is closed with 1012 and the actor
+//! reconnects with backoff; new clients reach the new QEMU.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures_util::stream::{self, BoxStream, SelectAll};
+use futures_util::StreamExt;
+use qmp::{ClientFrame, Envelope, Kind, Message};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::session::{close_code, closed, shutting_down, Ending, Settings};
+use crate::upstream::{QmpConn, Read};
+
+/// Upstream commands awaiting their replies, at most.
+pub const MAX_IN_FLIGHT: usize = 8;
+/// Messages waiting for one client before it is dropped as too slow.
+pub const CLIENT_QUEUE: usize = 4096;
+/// Commands one client may queue before its own sends wait.
+const COMMAND_QUEUE: usize = 8;
+const NEGOTIATION_ID: &str = "qmp-bridge-negotiation";
+
+/// The upstream's state, as clients and `/healthz` see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstate {
+    Connecting { last_error: Option<String> },
+    Up { greeting: String },
+}
+
+/// What a client sends the actor.
+#[derive(Debug)]
+pub enum ToUpstream {
+    /// The client finished its own capabilities negotiation: it gets events from now on.
+    Negotiated,
+    Command(ClientFrame),
+}
+
+/// A client's link to the multiplexer.
+#[derive(Debug)]
+pub struct Attachment {
+    /// QEMU's greeting, as QEMU sent it.
+    pub greeting: String,
+    /// QEMU offers out-of-band execution.
+    pub oob_offered: bool,
+    pub commands: mpsc::Sender<ToUpstream>,
+    pub messages: mpsc::Receiver<String>,
+    /// Why the multiplexer dropped this client, once it has.
+    pub dropped: Arc<OnceLock<Ending>>,
+}
+
+struct AttachRequest {
+    reply: oneshot::Sender<Result<Attachment, Ending>>,
+}
+
+/// Handle on the multiplexer actor.
+#[derive(Debug, Clone)]
+pub struct Mux {
+    requests: mpsc::Sender<AttachRequest>,
+    state: watch::Receiver<Upstate>,
+}
+
+impl std::fmt::Debug for AttachRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AttachRequest")
+    }
+}
+
+impl Mux {
+    /// Starts the actor; it connects at once and keeps reconnecting until `shutdown`.
+    pub fn start(settings: Arc<Settings>, shutdown: watch::Receiver<bool>) -> Mux {
+        let (requests, requests_rx) = mpsc::channel(64);
+        let (state_tx, state) = watch::channel(Upstate::Connecting { last_error: None });
+        tokio::spawn(actor(settings, requests_rx, state_tx, shutdown));
+        Mux { requests, state }
+    }
+
+    /// The upstream's state now.
+    pub fn state(&self) -> Upstate {
+        self.state.borrow().clone()
+    }
+
+    /// Joins the session, waiting up to `wait` for the upstream to come up.
+    pub async fn attach(&self, wait: Duration) -> Result<Attachment, Ending> {
+        let mut state = self.state.clone();
+        let _ = tokio::time::timeout(wait, state.wait_for(|s| matches!(s, Upstate::Up { .. })))
+            .await;
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(AttachRequest { reply })
+            .await
+            .map_err(|_| shutting_down())?;
+        answer.await.map_err(|_| shutting_down())?
+    }
+}
+
+async fn actor(
+    settings: Arc<Settings>,
+    mut requests: mpsc::Receiver<AttachRequest>,
+    state: watch::Sender<Upstate>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let target = &settings.target;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt = tokio::select! {
+            r = connect(&settings) => r,
+            _ = shutdown.changed() => return,
+        };
+        let reason = match attempt {
+            Ok((conn, greeting, oob_offered)) => {
+                backoff = Duration::from_millis(100);
+                tracing::info!(%target, "shared QMP session up");
+                state.send_replace(Upstate::Up {
+                    greeting: greeting.clone(),
+                });
+                let mut up = Up {
+                    settings: &settings,
+                    conn,
+                    greeting,
+                    oob_offered,
+                    clients: HashMap::new(),
+                    inbound: SelectAll::new(),
+                    in_flight: HashMap::new(),
+                    next_client: 0,
+                    next_id: 0,
+                };
+                let ending = up.run(&mut requests, &mut shutdown).await;
+                let Some(ending) = ending else {
+                    up.drop_all(&shutting_down());
+                    return;
+                };
+                let why = match &ending {
+                    Ending::Closed { reason, .. } => reason.clone(),
+                    Ending::ClientLeft => "upstream ended".into(),
+                };
+                let told = closed(
+                    close_code::RESTART,
+                    format!("{why}; qmp-bridge is reconnecting to {target}: reconnect to continue"),
+                );
+                up.drop_all(&told);
+                tracing::warn!(%target, "shared QMP session down: {why}");
+                why
+            }
+            Err(Ending::Closed { reason, .. }) => reason,
+            Err(Ending::ClientLeft) => "upstream ended".into(),
+        };
+        state.send_replace(Upstate::Connecting {
+            last_error: Some(reason.clone()),
+        });
+        let until = tokio::time::Instant::now() + backoff;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => break,
+                _ = shutdown.changed() => return,
+                Some(req) = requests.recv() => {
+                    let _ = req.reply.send(Err(closed(close_code::TRY_AGAIN_LATER,
+                        format!("QMP at {target} unavailable, qmp-bridge keeps retrying: {reason}"))));
+                }
+            }
+        }
+    }
+}
+
+/// Opens the upstream and negotiates it (enabling `oob` when QEMU offers it).
+async fn connect(settings: &Settings) -> Result<(QmpConn, String, bool), Ending> {
+    let target = &settings.target;
+    let (mut conn, greeting) =
+        QmpConn::open(target, settings.greeting_timeout, settings.max_message_bytes).await?;
+    let oob_offered = matches!(Message::parse(&greeting),
+        Ok(Message::Greeting(g)) if g.capabilities.iter().any(|c| c == "oob"));
+    let enable: &[&str] = if oob_offered { &["oob"] } else { &[] };
+    let negotiate = qmp::message::qmp_capabilities(enable, Some(json!(NEGOTIATION_ID)));
+    conn.write_line(&negotiate, settings.send_timeout, target).await?;
+    let deadline = tokio::time::Instant::now() + settings.greeting_timeout;
+    loop {
+        while let Some(text) = conn.next_message(target)? {
+            match Message::parse(&text) {
+                Ok(Message::Return { id: Some(id), .. }) if id == NEGOTIATION_ID => {
+                    return Ok((conn, greeting, oob_offered))
+                }
+                Ok(Message::Error { id: Some(id), error }) if id == NEGOTIATION_ID => {
+                    return Err(closed(
+                        close_code::UPSTREAM_ERROR,
+                        format!("QMP at {target} refused negotiation: {}", error.desc),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        match tokio::time::timeout_at(deadline, conn.io.readable()).await {
+            Err(_) => {
+                return Err(closed(
+                    close_code::TRY_AGAIN_LATER,
+                    format!("QMP at {target} did not answer qmp_capabilities"),
+                ))
+            }
+            Ok(r) => match r.and_then(|()| conn.read_available()) {
+                Ok(Read::Eof) => return Err(conn.eof_ending(target)),
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(closed(
+                        close_code::UPSTREAM_ERROR,
+                        format!("reading QMP at {target}: {e}"),
+                    ))
+                }
+            },
+        }
+    }
+}
+
+struct ClientSlot {
+    messages: mpsc::Sender<String>,
+    dropped: Arc<OnceLock<Ending>>,
+    negotiated: bool,
+}
+
+/// A command upstream, awaiting its reply.
+struct InFlight {
+    client: u64,
+    /// The client's own id, restored on the reply.
+    id: Option<Value>,
+    seq: u64,
+}
+
+/// The actor while the upstream is up.
+struct Up<'a> {
+    settings: &'a Settings,
+    conn: QmpConn,
+    greeting: String,
+    oob_offered: bool,
+    clients: HashMap<u64, ClientSlot>,
+    /// Every client's command queue, taken in turn.
+    inbound: SelectAll<BoxStream<'static, (u64, Option<ToUpstream>)>>,
+    in_flight: HashMap<String, InFlight>,
+    next_client: u64,
+    next_id: u64,
+}
+
+impl Up<'_> {
+    /// Serves until the upstream fails (`Some(why)`) or the bridge shuts down (`None`).
+    async fn run(
+        &mut self,
+        requests: &mut mpsc::Receiver<AttachRequest>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Ending> {
+        let target = &self.settings.target;
+        // anything QEMU sent right after the negotiation
+        if let Err(ending) = self.route_all() {
+            return Some(ending);
+        }
+        loop {
+            let room = self.in_flight.len() < MAX_IN_FLIGHT;
+            tokio::select! {
+                _ = shutdown.changed() => return None,
+                Some(req) = requests.recv() => self.attach(req),
+                Some((client, msg)) = self.inbound.next(), if room => match msg {
+                    None => {
+                        self.clients.remove(&client);
+                    }
+                    Some(ToUpstream::Negotiated) => {
+                        if let Some(slot) = self.clients.get_mut(&client) {
+                            slot.negotiated = true;
+                        }
+                    }
+                    Some(ToUpstream::Command(frame)) => {
+                        if let Err(ending) = self.forward(client, frame).await {
+                            return Some(ending);
+                        }
+                    }
+                },
+                r = self.conn.io.readable() => {
+                    let read = r.and_then(|()| self.conn.read_available());
+                    if let Err(ending) = self.route_all() {
+                        return Some(ending);
+                    }
+                    match read {
+                        Ok(Read::Eof) => return Some(self.conn.eof_ending(target)),
+                        Err(e) => return Some(closed(close_code::UPSTREAM_ERROR,
+                            format!("reading QMP at {target}: {e}"))),
+                        Ok(_) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn attach(&mut self, req: AttachRequest) {
+        let id = self.next_client;
+        self.next_client += 1;
+        let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (messages_tx, messages) = mpsc::channel(CLIENT_QUEUE);
+        let dropped = Arc::new(OnceLock::new());
+        let queue = stream::unfold(commands_rx, |mut rx| async move {
+            rx.recv().await.map(|m| (m, rx))
+        })
+        .map(move |m| (id, Some(m)))
+        .chain(stream::once(async move { (id, None) }))
+        .boxed();
+        let attachment = Attachment {
+            greeting: self.greeting.clone(),
+            oob_offered: self.oob_offered,
+            commands,
+            messages,
+            dropped: dropped.clone(),
+        };
+        if req.reply.send(Ok(attachment)).is_ok() {
+            self.inbound.push(queue);
+            self.clients.insert(
+                id,
+                ClientSlot {
+                    messages: messages_tx,
+                    dropped,
+                    negotiated: false,
+                },
+            );
+        }
+    }
+
+    /// Sends a client's command upstream under a fresh id.
+    async fn forward(&mut self, client: u64, mut frame: ClientFrame) -> Result<(), Ending> {
+        if !self.clients.contains_key(&client) {
+            return Ok(()); // dropped meanwhile
+        }
+        let seq = self.next_id;
+        self.next_id += 1;
+        let upstream_id = format!("qmpc-{seq}");
+        let id = frame
+            .object
+            .insert("id".into(), Value::String(upstream_id.clone()));
+        let text = Value::Object(frame.object).to_string();
+        tracing::debug!(target: "qmp_bridge::wire", to = "qemu", client, "{text}");
+        self.in_flight.insert(upstream_id, InFlight { client, id, seq });
+        self.conn
+            .write_line(&text, self.settings.send_timeout, &self.settings.target)
+            .await
+    }
+
+    /// Routes every whole message the framer holds.
+    fn route_all(&mut self) -> Result<(), Ending> {
+        while let Some(text) = self.conn.next_message(&self.settings.target)? {
+            self.route(text);
+        }
+        Ok(())
+    }
+
+    fn route(&mut self, text: String) {
+        let Ok(mut envelope) = Envelope::parse(&text) else {
+            return; // the framer only yields JSON objects
+        };
+        match envelope.kind() {
+            Kind::Event => {
+                tracing::debug!(target: "qmp_bridge::wire", to = "clients", "{text}");
+                let negotiated: Vec<u64> = self
+                    .clients
+                    .iter()
+                    .filter(|(_, c)| c.negotiated)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for client in negotiated {
+                    self.deliver(client, text.clone());
+                }
+            }
+            Kind::Return | Kind::Error => {
+                let pending = match envelope.id() {
+                    Some(Value::String(id)) => self.in_flight.remove(&id),
+                    // No id: QEMU could not read the request's; the oldest command it is.
+                    _ => self
+                        .in_flight
+                        .iter()
+                        .min_by_key(|(_, f)| f.seq)
+                        .map(|(k, _)| k.clone())
+                        .and_then(|k| self.in_flight.remove(&k)),
+                };
+                let Some(pending) = pending else {
+                    tracing::warn!("reply matches no command in flight: {text}");
+                    return;
+                };
+                envelope.set_id(pending.id.as_ref());
+                let reply = envelope.to_text();
+                tracing::debug!(target: "qmp_bridge::wire", to = "client", client = pending.client, "{reply}");
+                self.deliver(pending.client, reply);
+            }
+            Kind::Greeting | Kind::Unknown => {
+                tracing::warn!("unexpected message from QEMU: {text}");
+            }
+        }
+    }
+
+    /// Queues a message for a client; one that cannot keep up is dropped.
+    fn deliver(&mut self, client: u64, text: String) {
+        let Some(slot) = self.clients.get(&client) else {
+            return;
+        };
+        match slot.messages.try_send(text) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let _ = slot.dropped.set(closed(
+                    close_code::POLICY,
+                    format!("client too slow: {CLIENT_QUEUE} messages waiting; dropped so the others are not held up"),
+                ));
+                tracing::warn!(client, "dropped a client that stopped reading");
+                self.clients.remove(&client);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.clients.remove(&client);
+            }
+        }
+    }
+
+    /// Ends every client's session with `why`.
+    fn drop_all(&mut self, why: &Ending) {
+        for (_, slot) in self.clients.drain() {
+            let _ = slot.dropped.set(why.clone());
+        }
+        self.in_flight.clear();
+    }
+}

@@ -1,0 +1,171 @@
+//! `--share-socket PATH`: the shared QMP session on a Unix socket too, for qmp-shell, the
+//! `qemu.qmp` Python library, or anything else that speaks QMP, beside the browsers.
+//!
+//! The socket is created mode 0600: whoever may open it drives the VM, as with QEMU's own
+//! socket. Clients speak plain QMP: JSON messages (framed on value boundaries, like
+//! QEMU's own parser), replies and events each followed by CRLF.
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use qmp::Framer;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, watch};
+
+use crate::mux::Mux;
+use crate::session::{close_code, closed, Client, Denied, Ending, Settings};
+
+/// Why the shared socket could not be created.
+#[derive(Debug, thiserror::Error)]
+#[error("--share-socket {path}: {reason}")]
+pub struct ShareSocketError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// Binds `path` (replacing a stale socket, never a live one or another file), mode 0600.
+pub fn bind(path: &Path) -> Result<UnixListener, ShareSocketError> {
+    let fail = |reason: String| ShareSocketError {
+        path: path.to_owned(),
+        reason,
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(fail("exists and is not a socket".into()));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(fail("another program is serving this socket".into()));
+        }
+        std::fs::remove_file(path).map_err(|e| fail(e.to_string()))?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| fail(e.to_string()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(listener)
+}
+
+/// Accepts clients until `shutdown`; each holds a clone of `alive` while it runs.
+pub async fn serve(
+    listener: UnixListener,
+    path: PathBuf,
+    mux: Mux,
+    settings: Arc<Settings>,
+    mut shutdown: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.changed() => break,
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!("--share-socket accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let peer = format!("unix:{}#{}", path.display(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let (mux, settings, stop, alive) = (mux.clone(), settings.clone(), shutdown.clone(), alive.clone());
+        tokio::spawn(async move {
+            let _alive = alive;
+            let started = Instant::now();
+            tracing::info!(%peer, "session opened");
+            let client = UnixClient::new(stream, &settings);
+            let summary = crate::shared::serve(client, &mux, &settings, peer.clone(), stop).await;
+            crate::server::log_session_end(&peer, &settings, started, &summary);
+        });
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A plain-QMP client on the shared socket.
+pub struct UnixClient {
+    stream: UnixStream,
+    framer: Framer,
+    out: Vec<u8>,
+    send_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    last_frame: Instant,
+}
+
+impl UnixClient {
+    pub fn new(stream: UnixStream, settings: &Settings) -> UnixClient {
+        UnixClient {
+            stream,
+            framer: Framer::new(settings.max_message_bytes),
+            out: Vec::new(),
+            send_timeout: settings.send_timeout,
+            idle_timeout: settings.idle_timeout,
+            last_frame: Instant::now(),
+        }
+    }
+}
+
+impl Client for UnixClient {
+    async fn recv(&mut self) -> Result<Result<String, Denied>, Ending> {
+        loop {
+            match self.framer.next_message() {
+                Ok(Some(text)) => {
+                    self.last_frame = Instant::now();
+                    return Ok(Ok(text));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // QEMU would answer a parse error; the stream can not be resynchronised.
+                    let reply = qmp::message::error_reply(None, "GenericError", &format!("JSON parse error: {e}"));
+                    let _ = self.send(reply).await;
+                    return Err(closed(close_code::PROTOCOL, format!("client sent invalid QMP: {e}")));
+                }
+            }
+            let idle = async {
+                match self.idle_timeout {
+                    Some(t) => tokio::time::sleep_until((self.last_frame + t).into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = idle => return Err(closed(close_code::GOING_AWAY, "idle (--idle-timeout)")),
+                r = self.stream.readable() => {
+                    if r.is_err() {
+                        return Err(Ending::ClientLeft);
+                    }
+                    let mut buf = [0u8; 16 * 1024];
+                    match self.stream.try_read(&mut buf) {
+                        Ok(0) => return Err(Ending::ClientLeft),
+                        Ok(n) => self.framer.push(&buf[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => return Err(Ending::ClientLeft),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn feed(&mut self, text: String) -> Result<(), Ending> {
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), Ending> {
+        let out = std::mem::take(&mut self.out);
+        match tokio::time::timeout(self.send_timeout, self.stream.write_all(&out)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Ending::ClientLeft),
+            Err(_) => Err(closed(
+                close_code::POLICY,
+                format!("client too slow: a message waited over {:?} to be sent", self.send_timeout),
+            )),
+        }
+    }
+
+    async fn close(&mut self, _ending: &Ending) {
+        let _ = self.stream.shutdown().await;
+    }
+}

@@ -1,0 +1,216 @@
+//! Shared mode, one client's side: a complete QMP session of its own on the multiplexer.
+//!
+//! The client sees what QEMU would show it: QEMU's greeting, then its own capabilities
+//! negotiation, answered here with QEMU's own words (commands before `qmp_capabilities`
+//! are refused with `CommandNotFound`, a second negotiation too). After that its commands
+//! go through the [`Mux`], which keeps its `id`s apart from everyone else's.
+
+use qmp::ClientFrame;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+use crate::mux::{Attachment, Mux, ToUpstream};
+use crate::session::{
+    admit, close_code, closed, shutting_down, Client, Ending, Settings, Summary, Tally,
+};
+
+/// Messages sent to a client in one batch before a flush.
+const BATCH: usize = 64;
+
+/// Serves one client until it leaves, is dropped, or `shutdown` flips.
+pub async fn serve<C: Client>(
+    mut client: C,
+    mux: &Mux,
+    settings: &Settings,
+    peer: String,
+    mut shutdown: watch::Receiver<bool>,
+) -> Summary {
+    let mut tally = Tally::new(settings, peer);
+    let ending = session(&mut client, mux, settings, &mut shutdown, &mut tally).await;
+    client.close(&ending).await;
+    tally.finish(ending)
+}
+
+/// The negotiation state of one client.
+#[derive(Debug, Default)]
+struct Negotiation {
+    done: bool,
+    oob: bool,
+}
+
+fn error(frame: &ClientFrame, class: &str, desc: &str) -> String {
+    qmp::message::error_reply(frame.id(), class, desc)
+}
+
+impl Negotiation {
+    /// QEMU's answer to a frame the bridge handles itself, or `None` to forward it.
+    fn answer(&mut self, frame: &ClientFrame, oob_offered: bool) -> Option<String> {
+        let command = frame.command();
+        let oob_frame = frame.object.contains_key("exec-oob");
+        if !self.done {
+            if command != Some("qmp_capabilities") {
+                return Some(error(
+                    frame,
+                    "CommandNotFound",
+                    "Expecting capabilities negotiation with 'qmp_capabilities'",
+                ));
+            }
+            let enable = frame
+                .object
+                .get("arguments")
+                .and_then(|a| a.get("enable"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for cap in &enable {
+                match cap.as_str() {
+                    Some("oob") if oob_offered => self.oob = true,
+                    Some("oob") => {
+                        return Some(error(
+                            frame,
+                            "GenericError",
+                            "This monitor does not support Out-Of-Band (OOB)",
+                        ))
+                    }
+                    _ => {
+                        return Some(error(
+                            frame,
+                            "GenericError",
+                            &format!("Parameter 'enable' does not accept value {cap}"),
+                        ))
+                    }
+                }
+            }
+            self.done = true;
+            return Some(qmp::message::command_reply(frame.id()));
+        }
+        if command == Some("qmp_capabilities") {
+            return Some(error(
+                frame,
+                "CommandNotFound",
+                "Capabilities negotiation is already complete, command ignored",
+            ));
+        }
+        if oob_frame && !self.oob {
+            return Some(error(
+                frame,
+                "GenericError",
+                "exec-oob needs the oob capability, enabled in qmp_capabilities",
+            ));
+        }
+        None
+    }
+}
+
+async fn session<C: Client>(
+    client: &mut C,
+    mux: &Mux,
+    settings: &Settings,
+    shutdown: &mut watch::Receiver<bool>,
+    tally: &mut Tally,
+) -> Ending {
+    let attached = tokio::select! {
+        r = mux.attach(settings.greeting_timeout) => r,
+        _ = shutdown.changed() => return shutting_down(),
+    };
+    let Attachment {
+        greeting,
+        oob_offered,
+        commands,
+        mut messages,
+        dropped,
+    } = match attached {
+        Ok(a) => a,
+        Err(ending) => return ending,
+    };
+    tally.delivered(&greeting);
+    if let Err(ending) = client.send(greeting).await {
+        return ending;
+    }
+    let gone = || {
+        dropped
+            .get()
+            .cloned()
+            .unwrap_or_else(|| closed(close_code::UPSTREAM_ERROR, "the QMP multiplexer stopped"))
+    };
+    let mut negotiation = Negotiation::default();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return shutting_down(),
+            first = messages.recv() => {
+                let Some(first) = first else { return gone() };
+                if let Err(ending) = send_batch(client, first, &mut messages, tally).await {
+                    return ending;
+                }
+            }
+            frame = client.recv() => {
+                let text = match frame {
+                    Ok(t) => t,
+                    Err(ending) => return ending,
+                };
+                let frame = match text.and_then(|t| admit(&t, &settings.policy)) {
+                    Ok(frame) => frame,
+                    Err(denied) => {
+                        tally.denied(&denied);
+                        if let Err(ending) = client.send(denied.reply().to_owned()).await {
+                            return ending;
+                        }
+                        continue;
+                    }
+                };
+                let was_done = negotiation.done;
+                if let Some(reply) = negotiation.answer(&frame, oob_offered) {
+                    if negotiation.done && !was_done && commands.send(ToUpstream::Negotiated).await.is_err() {
+                        return gone();
+                    }
+                    if let Err(ending) = client.send(reply).await {
+                        return ending;
+                    }
+                    continue;
+                }
+                tally.sent(&frame);
+                // The queue to the multiplexer is short: while it is full, keep delivering.
+                let send = commands.send(ToUpstream::Command(frame));
+                tokio::pin!(send);
+                loop {
+                    tokio::select! {
+                        r = &mut send => {
+                            if r.is_err() {
+                                return gone();
+                            }
+                            break;
+                        }
+                        _ = shutdown.changed() => return shutting_down(),
+                        msg = messages.recv() => {
+                            let Some(msg) = msg else { return gone() };
+                            if let Err(ending) = send_batch(client, msg, &mut messages, tally).await {
+                                return ending;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sends `first` and whatever else is already queued (up to [`BATCH`]), then flushes.
+async fn send_batch<C: Client>(
+    client: &mut C,
+    first: String,
+    messages: &mut mpsc::Receiver<String>,
+    tally: &mut Tally,
+) -> Result<(), Ending> {
+    tally.delivered(&first);
+    client.feed(first).await?;
+    for _ in 1..BATCH {
+        match messages.try_recv() {
+            Ok(more) => {
+                tally.delivered(&more);
+                client.feed(more).await?;
+            }
+            Err(_) => break,
+        }
+    }
+    client.flush().await
+}
