@@ -9,11 +9,14 @@
 //!
 //! Fair and bounded: the actor takes commands from the clients' queues in turn, with at
 //! most [`MAX_IN_FLIGHT`] upstream at once, so a client flooding commands only fills its
-//! own queue; a client whose message queue overflows is dropped with a reason instead of
-//! slowing the fan-out. When QEMU goes away every client is closed with 1012 and the actor
+//! own queue; a client that stops reading is dropped with a reason once over
+//! [`CLIENT_QUEUE_BYTES`] wait for it for [`STALL`] (or over [`CLIENT_QUEUE_MAX_BYTES`] at
+//! all), instead of slowing the fan-out. When QEMU goes away every client is closed with 1012 and the actor
 //! reconnects with backoff; new clients reach the new QEMU.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -28,8 +31,12 @@ use crate::upstream::{QmpConn, Read};
 
 /// Upstream commands awaiting their replies, at most.
 pub const MAX_IN_FLIGHT: usize = 8;
-/// Messages waiting for one client before it is dropped as too slow.
-pub const CLIENT_QUEUE: usize = 4096;
+/// Bytes waiting for a client that has taken nothing for [`STALL`] before it is dropped.
+pub const CLIENT_QUEUE_BYTES: u64 = 1 << 20;
+/// Bytes waiting for any client before it is dropped, even one still reading.
+pub const CLIENT_QUEUE_MAX_BYTES: u64 = 64 << 20;
+/// How long a client with a full queue may take nothing before it is dropped.
+pub const STALL: Duration = Duration::from_secs(1);
 /// Commands one client may queue before its own sends wait.
 const COMMAND_QUEUE: usize = 8;
 const NEGOTIATION_ID: &str = "qmp-bridge-negotiation";
@@ -57,9 +64,34 @@ pub struct Attachment {
     /// QEMU offers out-of-band execution.
     pub oob_offered: bool,
     pub commands: mpsc::Sender<ToUpstream>,
-    pub messages: mpsc::Receiver<String>,
+    pub messages: MessageQueue,
     /// Why the multiplexer dropped this client, once it has.
     pub dropped: Arc<OnceLock<Ending>>,
+}
+
+/// Messages waiting for one client; the bytes it has taken tell the multiplexer whether
+/// it is still reading.
+#[derive(Debug)]
+pub struct MessageQueue {
+    rx: mpsc::UnboundedReceiver<String>,
+    taken: Arc<AtomicU64>,
+}
+
+impl MessageQueue {
+    /// The next message; `None` once the multiplexer dropped this client and the queue
+    /// is empty.
+    pub async fn recv(&mut self) -> Option<String> {
+        let m = self.rx.recv().await?;
+        self.taken.fetch_add(m.len() as u64, Ordering::Relaxed);
+        Some(m)
+    }
+
+    /// A message already waiting, if any.
+    pub fn try_recv(&mut self) -> Option<String> {
+        let m = self.rx.try_recv().ok()?;
+        self.taken.fetch_add(m.len() as u64, Ordering::Relaxed);
+        Some(m)
+    }
 }
 
 struct AttachRequest {
@@ -224,7 +256,13 @@ async fn connect(settings: &Settings) -> Result<(QmpConn, String, bool), Ending>
 }
 
 struct ClientSlot {
-    messages: mpsc::Sender<String>,
+    messages: mpsc::UnboundedSender<String>,
+    /// Bytes queued for the client so far, and taken by it so far.
+    given: u64,
+    taken: Arc<AtomicU64>,
+    /// When `taken` last moved.
+    last_taken: u64,
+    last_progress: Instant,
     dropped: Arc<OnceLock<Ending>>,
     negotiated: bool,
 }
@@ -303,7 +341,12 @@ impl Up<'_> {
         let id = self.next_client;
         self.next_client += 1;
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
-        let (messages_tx, messages) = mpsc::channel(CLIENT_QUEUE);
+        let (messages_tx, messages_rx) = mpsc::unbounded_channel();
+        let taken = Arc::new(AtomicU64::new(0));
+        let messages = MessageQueue {
+            rx: messages_rx,
+            taken: taken.clone(),
+        };
         let dropped = Arc::new(OnceLock::new());
         let queue = stream::unfold(commands_rx, |mut rx| async move {
             rx.recv().await.map(|m| (m, rx))
@@ -324,6 +367,10 @@ impl Up<'_> {
                 id,
                 ClientSlot {
                     messages: messages_tx,
+                    given: 0,
+                    taken,
+                    last_taken: 0,
+                    last_progress: Instant::now(),
                     dropped,
                     negotiated: false,
                 },
@@ -403,22 +450,28 @@ impl Up<'_> {
 
     /// Queues a message for a client; one that cannot keep up is dropped.
     fn deliver(&mut self, client: u64, text: String) {
-        let Some(slot) = self.clients.get(&client) else {
+        let Some(slot) = self.clients.get_mut(&client) else {
             return;
         };
-        match slot.messages.try_send(text) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                let _ = slot.dropped.set(closed(
-                    close_code::POLICY,
-                    format!("client too slow: {CLIENT_QUEUE} messages waiting; dropped so the others are not held up"),
-                ));
-                tracing::warn!(client, "dropped a client that stopped reading");
-                self.clients.remove(&client);
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.clients.remove(&client);
-            }
+        let taken = slot.taken.load(Ordering::Relaxed);
+        if taken != slot.last_taken {
+            slot.last_taken = taken;
+            slot.last_progress = Instant::now();
+        }
+        let waiting = slot.given - taken;
+        let stalled = waiting > CLIENT_QUEUE_BYTES && slot.last_progress.elapsed() > STALL;
+        if stalled || waiting > CLIENT_QUEUE_MAX_BYTES {
+            let _ = slot.dropped.set(closed(
+                close_code::POLICY,
+                format!("client too slow: {waiting} bytes waiting for it; dropped so the others are not held up"),
+            ));
+            tracing::warn!(client, waiting, "dropped a client that stopped reading");
+            self.clients.remove(&client);
+            return;
+        }
+        slot.given += text.len() as u64;
+        if slot.messages.send(text).is_err() {
+            self.clients.remove(&client);
         }
     }
 

@@ -7,9 +7,9 @@
 
 use qmp::ClientFrame;
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::mux::{Attachment, Mux, ToUpstream};
+use crate::mux::{Attachment, MessageQueue, Mux, ToUpstream};
 use crate::session::{
     admit, close_code, closed, shutting_down, Client, Ending, Settings, Summary, Tally,
 };
@@ -198,18 +198,18 @@ async fn session<C: Client>(
 async fn send_batch<C: Client>(
     client: &mut C,
     first: String,
-    messages: &mut mpsc::Receiver<String>,
+    messages: &mut MessageQueue,
     tally: &mut Tally,
 ) -> Result<(), Ending> {
     tally.delivered(&first);
     client.feed(first).await?;
     for _ in 1..BATCH {
         match messages.try_recv() {
-            Ok(more) => {
+            Some(more) => {
                 tally.delivered(&more);
                 client.feed(more).await?;
             }
-            Err(_) => break,
+            None => break,
         }
     }
     client.flush().await

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use testkit::QmpClient;
 use testkit::{http, BridgeProcess, QmpWs, Qemu};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qmp-bridge");

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use testkit::QmpClient;
 use testkit::fake_peer::{PeerConn, GREETING};
-use testkit::ws::Incoming;
 use testkit::{FakePeer, QmpWs};
 
 const PRETTY_EVENT: &str = "{\n    \"timestamp\": {\n        \"seconds\": 1700000000,\n        \"microseconds\": 1\n    },\n    \"event\": \"STOP\"\n}\n";

@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use testkit::QmpClient;
 use testkit::{QmpWs, Qemu, TempDir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ use qmp_bridge::audit::AuditLog;
 use qmp_bridge::policy::Policy;
 use qmp_bridge::security::Auth;
 use serde_json::{json, Value};
+use testkit::QmpClient;
 use testkit::fake_peer::PeerConn;
 use testkit::ws::upgrade_status;
 use testkit::{FakePeer, QmpWs, Qemu, TempDir};

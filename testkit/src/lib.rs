@@ -7,21 +7,27 @@
 //!   console error and uncaught exception of the page.
 //! - [`fake_peer`]: a scripted QMP server for fault injection (beside the real QEMU).
 //! - [`http`]: a bare HTTP GET, to check what the bridge serves.
+//! - [`qmp_client`]: the QMP conversation (handshake, execute, events) over any carrier.
 //! - [`ws`]: a websocket client speaking one QMP message per frame.
+//! - [`unix_qmp`]: a plain QMP client on a Unix socket (the bridge's `--share-socket`).
 
 pub mod chromium;
 pub mod fake_peer;
 pub mod http;
 pub mod process;
 pub mod qemu;
+pub mod qmp_client;
 pub mod tempdir;
+pub mod unix_qmp;
 pub mod ws;
 
 pub use chromium::{Browser, Page};
 pub use fake_peer::FakePeer;
 pub use process::BridgeProcess;
 pub use qemu::Qemu;
+pub use qmp_client::QmpClient;
 pub use tempdir::TempDir;
+pub use unix_qmp::UnixQmp;
 pub use ws::QmpWs;
 
 /// The error type of the harness: tests only need a readable message.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -14,6 +14,7 @@ use tokio_tungstenite::WebSocketStream;
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
+use crate::qmp_client::QmpClient;
 use crate::Result;
 
 fn request(
@@ -56,6 +57,18 @@ pub async fn upgrade_status(url: &str, headers: &[(&str, &str)]) -> Result<u16> 
             Some(tokio_tungstenite::tungstenite::Error::Http(resp)) => Ok(resp.status().as_u16()),
             _ => Err(e),
         },
+    }
+}
+
+impl QmpClient for QmpWs {
+    async fn recv_json(&mut self) -> Result<Value> {
+        QmpWs::recv_json(self).await
+    }
+    async fn send_text(&mut self, text: &str) -> Result<()> {
+        QmpWs::send_text(self, text).await
+    }
+    fn events(&mut self) -> &mut Vec<Value> {
+        &mut self.events
     }
 }
 
@@ -134,60 +147,6 @@ impl QmpWs {
             Incoming::Text(t) => Ok(serde_json::from_str(&t)?),
             Incoming::Closed { code, reason } => {
                 Err(format!("closed {code}: {reason}").into())
-            }
-        }
-    }
-
-    /// Reads the greeting and negotiates capabilities; returns the greeting.
-    pub async fn handshake(&mut self) -> Result<Value> {
-        let greeting = self.recv_json().await?;
-        if greeting.get("QMP").is_none() {
-            return Err(format!("expected a greeting, got {greeting}").into());
-        }
-        let reply = self.execute("qmp_capabilities", None, json!("caps")).await?;
-        if reply.get("return").is_none() {
-            return Err(format!("negotiation failed: {reply}").into());
-        }
-        Ok(greeting)
-    }
-
-    /// Sends a command and returns the reply carrying `id`, keeping events that arrive
-    /// meanwhile in [`QmpWs::events`].
-    pub async fn execute(&mut self, name: &str, args: Option<Value>, id: Value) -> Result<Value> {
-        let mut cmd = json!({ "execute": name, "id": id });
-        if let Some(args) = args {
-            cmd["arguments"] = args;
-        }
-        self.send_text(&cmd.to_string()).await?;
-        self.reply_to(&id).await
-    }
-
-    /// Reads until the reply carrying `id`.
-    pub async fn reply_to(&mut self, id: &Value) -> Result<Value> {
-        loop {
-            let msg = self.recv_json().await?;
-            if msg.get("event").is_some() {
-                self.events.push(msg);
-            } else if msg.get("id") == Some(id) {
-                return Ok(msg);
-            } else {
-                return Err(format!("unexpected message while waiting for {id}: {msg}").into());
-            }
-        }
-    }
-
-    /// Reads until an event named `name` (also looking at events already seen).
-    pub async fn event(&mut self, name: &str) -> Result<Value> {
-        if let Some(pos) = self.events.iter().position(|e| e["event"] == name) {
-            return Ok(self.events.remove(pos));
-        }
-        loop {
-            let msg = self.recv_json().await?;
-            if msg["event"] == name {
-                return Ok(msg);
-            }
-            if msg.get("event").is_some() {
-                self.events.push(msg);
             }
         }
     }
