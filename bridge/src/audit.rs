@@ -1,4 +1,4 @@
-//! `--audit-log PATH`: one JSON line per command a client sent: time, client address,
+//! `--audit-log PATH`: one JSON line per command a client sent: time, VM, client address,
 //! command, id, outcome (`ok`, QEMU's error class, or `refused` with the policy's reason).
 //! Arguments are never written: they can hold secrets (`object-add` of a secret, say).
 //!
@@ -34,6 +34,8 @@ pub enum Outcome {
 /// One audit record.
 #[derive(Debug)]
 pub struct Entry<'a> {
+    /// The VM's name (empty for an unnamed single target).
+    pub vm: &'a str,
     /// `ADDR:PORT` of a websocket client, `unix:PATH` for the shared socket.
     pub client: &'a str,
     pub command: &'a str,
@@ -94,6 +96,9 @@ impl AuditLog {
         });
         if let Some(detail) = detail {
             line["reason"] = json!(detail);
+        }
+        if !entry.vm.is_empty() {
+            line["vm"] = json!(entry.vm);
         }
         let mut text = line.to_string();
         text.push('\n');

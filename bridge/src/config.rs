@@ -20,9 +20,15 @@ use crate::target::QmpTarget;
 #[derive(Debug, Parser)]
 #[command(name = "qmp-bridge", version)]
 pub struct Cli {
-    /// QMP monitor to relay to: unix:PATH, tcp:HOST:PORT, or a socket path.
-    #[arg(long, value_name = "TARGET")]
-    pub qmp: QmpTarget,
+    /// QMP monitor: unix:PATH, tcp:HOST:PORT, or a socket path; NAME=TARGET names it
+    /// (served at /vm/NAME and /ws/NAME). Repeatable.
+    #[arg(long, value_name = "[NAME=]TARGET")]
+    pub qmp: Vec<NamedTarget>,
+
+    /// Serve every QMP socket in this folder, picking up sockets that appear later and
+    /// showing those that vanish as gone; each is named after its file.
+    #[arg(long, value_name = "DIR")]
+    pub qmp_dir: Option<PathBuf>,
 
     /// shared: one QMP connection for all clients, each with its own session (default);
     /// relay: each client gets its own QMP connection (QEMU serves one at a time).
@@ -117,6 +123,52 @@ pub struct Cli {
     pub audit_log: Option<PathBuf>,
 }
 
+/// A `--qmp` value: a target with an optional name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedTarget {
+    pub name: Option<String>,
+    pub target: QmpTarget,
+}
+
+impl std::str::FromStr for NamedTarget {
+    type Err = crate::target::TargetError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some((name, target)) = s.split_once('=') {
+            if crate::fleet::valid_name(name) {
+                return Ok(NamedTarget {
+                    name: Some(name.to_owned()),
+                    target: target.parse()?,
+                });
+            }
+        }
+        Ok(NamedTarget {
+            name: None,
+            target: s.parse()?,
+        })
+    }
+}
+
+impl NamedTarget {
+    /// The given name, or one made from the socket's file name (or `HOST_PORT`).
+    pub fn name(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
+        let derived = match &self.target {
+            QmpTarget::Unix(p) => crate::fleet::name_for_file(
+                &p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            ),
+            QmpTarget::Tcp(a) => crate::fleet::name_for_file(&a.replace(':', "_")),
+        };
+        if crate::fleet::valid_name(&derived) {
+            derived
+        } else {
+            "vm".into()
+        }
+    }
+}
+
 fn origin(s: &str) -> Result<String, String> {
     crate::security::normalize_origin(s)
         .ok_or_else(|| format!("{s:?} is not an origin like https://host[:port]"))
@@ -143,6 +195,16 @@ pub enum ConfigError {
     MaxClients,
     #[error("--share-socket needs --mode shared")]
     ShareNeedsShared,
+    #[error("no QMP target: give --qmp TARGET (repeatable) or --qmp-dir DIR")]
+    NoTarget,
+    #[error("--qmp: two targets are named {0:?}; name them with NAME=TARGET")]
+    DuplicateName(String),
+    #[error("--mode relay serves exactly one --qmp target")]
+    RelayNeedsOne,
+    #[error("--share-socket serves a single VM: give one --qmp and no --qmp-dir")]
+    ShareNeedsOne,
+    #[error("--qmp-dir {0}: not a readable folder")]
+    QmpDir(PathBuf),
     #[error(transparent)]
     Token(#[from] crate::security::TokenError),
     #[error(transparent)]
@@ -154,7 +216,38 @@ pub enum ConfigError {
 impl Cli {
     /// Checks the flags against the machine and builds the server config.
     pub fn into_config(self) -> Result<Config, ConfigError> {
-        self.qmp.preflight()?;
+        for t in &self.qmp {
+            t.target.preflight()?;
+        }
+        let mut vms: Vec<(String, QmpTarget)> = Vec::new();
+        for t in &self.qmp {
+            let name = t.name();
+            if vms.iter().any(|(n, _)| *n == name) {
+                return Err(ConfigError::DuplicateName(name));
+            }
+            vms.push((name, t.target.clone()));
+        }
+        if let Some(dir) = &self.qmp_dir {
+            if !dir.is_dir() || std::fs::read_dir(dir).is_err() {
+                return Err(ConfigError::QmpDir(dir.clone()));
+            }
+        }
+        let single = vms.len() == 1 && self.qmp_dir.is_none();
+        if vms.is_empty() && self.qmp_dir.is_none() {
+            return Err(ConfigError::NoTarget);
+        }
+        if self.mode == Mode::Relay && !single {
+            return Err(ConfigError::RelayNeedsOne);
+        }
+        if self.share_socket.is_some() && !single {
+            return Err(ConfigError::ShareNeedsOne);
+        }
+        // The settings every VM starts from; a VM's own target and name replace these.
+        let (base_name, base_target) = match (vms.first(), &self.qmp_dir) {
+            (Some((n, t)), _) => (n.clone(), t.clone()),
+            (None, Some(dir)) => (String::new(), QmpTarget::Unix(dir.clone())),
+            (None, None) => return Err(ConfigError::NoTarget),
+        };
         let ui = match self.ui_dir {
             Some(dir) if dir.is_dir() && std::fs::read_dir(&dir).is_ok() => Ui::Dir(dir),
             Some(dir) => return Err(ConfigError::UiDir(dir)),
@@ -186,9 +279,17 @@ impl Cli {
             })?)),
             None => None,
         };
+        let policy = Policy {
+            read_only: self.read_only,
+            allow: self.allow,
+            deny: self.deny,
+        };
         Ok(Config {
             mode: self.mode,
             share_socket: self.share_socket,
+            vms,
+            qmp_dir: self.qmp_dir,
+            single,
             gate: Gate {
                 auth,
                 allowed_origins: self.allow_origin,
@@ -196,17 +297,14 @@ impl Cli {
                 loopback: self.listen.ip().is_loopback(),
             },
             relay: Settings {
-                target: self.qmp,
+                policy: if single { policy.for_vm(&base_name) } else { policy },
+                vm: base_name,
+                target: base_target,
                 greeting_timeout: self.greeting_timeout,
                 max_message_bytes: self.max_message_bytes,
                 send_timeout: self.send_timeout,
                 ping_interval: self.ping_interval,
                 idle_timeout: self.idle_timeout,
-                policy: Policy {
-                    read_only: self.read_only,
-                    allow: self.allow,
-                    deny: self.deny,
-                },
                 audit,
             },
             ui,

@@ -7,6 +7,8 @@
 //!   admission of frames, tally and audit, the `Client` transport trait and `WsClient`.
 //! - [`mux`]: shared mode's multiplexer: one negotiated QMP connection for every client,
 //!   ids rewritten, events fanned out, fair and bounded, reconnecting with backoff.
+//! - [`fleet`]: the VMs served (`--qmp NAME=...`, `--qmp-dir`), each with its multiplexer.
+//! - [`metrics`]: per-VM counters for `/metrics` (Prometheus text).
 //! - [`shared`]: one client's complete QMP session on the multiplexer (greeting, its own
 //!   negotiation, its own ids).
 //! - [`share_socket`]: `--share-socket`, the shared session for plain-QMP tools.
@@ -17,7 +19,8 @@
 //! - [`audit`]: `--audit-log`, one JSON line per command and its outcome.
 //! - [`tls`]: `--tls-cert`/`--tls-key` (rustls).
 //! - [`server`]: accepts connections (TLS, request timeout, client cap), routes
-//!   (`/`, `/healthz`, `/ws`), and [`server::run`] with a shutdown future.
+//!   (`/`, `/vm/NAME`, `/ws`, `/ws/NAME`, `/api/vms`, `/metrics`, `/healthz`), and
+//!   [`server::run`] with a shutdown future.
 //!
 //! The QMP model (framing, messages, frame checks) lives in the `qmp` crate, shared with
 //! the web app.
@@ -25,7 +28,9 @@
 pub mod assets;
 pub mod audit;
 pub mod config;
+pub mod fleet;
 pub mod policy;
+pub mod metrics;
 pub mod mux;
 pub mod relay;
 pub mod security;

@@ -87,7 +87,17 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             String::new()
         }
     };
-    println!("qmp-bridge: relaying {} on {local}", config.relay.target);
+    let serving = match (&config.qmp_dir, config.vms.as_slice()) {
+        (None, [(_, target)]) => target.to_string(),
+        (dir, vms) => {
+            let mut names: Vec<String> = vms.iter().map(|(n, t)| format!("{n}={t}")).collect();
+            if let Some(dir) = dir {
+                names.push(format!("every socket in {}", dir.display()));
+            }
+            names.join(", ")
+        }
+    };
+    println!("qmp-bridge: serving {serving} on {local}");
     println!("open {scheme}://{host}:{}/{query} in a browser", local.port());
     qmp_bridge::server::run(listener, config, shutdown_signal()).await?;
     tracing::info!("stopped");

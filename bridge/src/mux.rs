@@ -26,6 +26,7 @@ use qmp::{ClientFrame, Envelope, Kind, Message};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::metrics::VmMetrics;
 use crate::session::{close_code, closed, shutting_down, Ending, Settings};
 use crate::upstream::{QmpConn, Read};
 
@@ -41,12 +42,29 @@ pub const STALL: Duration = Duration::from_secs(1);
 const COMMAND_QUEUE: usize = 8;
 const NEGOTIATION_ID: &str = "qmp-bridge-negotiation";
 
-/// The upstream's state, as clients and `/healthz` see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Upstate {
-    Connecting { last_error: Option<String> },
-    Up { greeting: String },
+/// The upstream's state, as clients, `/healthz` and the VM list see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Upstate {
+    /// QEMU's greeting while connected.
+    pub greeting: Option<String>,
+    /// Why the last connection attempt failed or the connection ended.
+    pub last_error: Option<String>,
+    /// The VM's run state (`query-status`), kept current by events.
+    pub run_state: Option<String>,
 }
+
+impl Upstate {
+    pub fn is_up(&self) -> bool {
+        self.greeting.is_some()
+    }
+}
+
+/// Events after which the VM's run state is asked for again.
+const STATE_EVENTS: &[&str] = &[
+    "STOP", "RESUME", "SHUTDOWN", "RESET", "SUSPEND", "SUSPEND_DISK", "WAKEUP", "POWERDOWN",
+    "GUEST_PANICKED", "GUEST_CRASHLOADED", "JOB_STATUS_CHANGE",
+];
+const STATUS_ID: &str = "qmp-bridge-status";
 
 /// What a client sends the actor.
 #[derive(Debug)]
@@ -113,10 +131,14 @@ impl std::fmt::Debug for AttachRequest {
 
 impl Mux {
     /// Starts the actor; it connects at once and keeps reconnecting until `shutdown`.
-    pub fn start(settings: Arc<Settings>, shutdown: watch::Receiver<bool>) -> Mux {
+    pub fn start(
+        settings: Arc<Settings>,
+        metrics: Arc<VmMetrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Mux {
         let (requests, requests_rx) = mpsc::channel(64);
-        let (state_tx, state) = watch::channel(Upstate::Connecting { last_error: None });
-        tokio::spawn(actor(settings, requests_rx, state_tx, shutdown));
+        let (state_tx, state) = watch::channel(Upstate::default());
+        tokio::spawn(actor(settings, metrics, requests_rx, state_tx, shutdown));
         Mux { requests, state }
     }
 
@@ -128,8 +150,7 @@ impl Mux {
     /// Joins the session, waiting up to `wait` for the upstream to come up.
     pub async fn attach(&self, wait: Duration) -> Result<Attachment, Ending> {
         let mut state = self.state.clone();
-        let _ = tokio::time::timeout(wait, state.wait_for(|s| matches!(s, Upstate::Up { .. })))
-            .await;
+        let _ = tokio::time::timeout(wait, state.wait_for(Upstate::is_up)).await;
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(AttachRequest { reply })
@@ -141,6 +162,7 @@ impl Mux {
 
 async fn actor(
     settings: Arc<Settings>,
+    metrics: Arc<VmMetrics>,
     mut requests: mpsc::Receiver<AttachRequest>,
     state: watch::Sender<Upstate>,
     mut shutdown: watch::Receiver<bool>,
@@ -153,14 +175,20 @@ async fn actor(
             _ = shutdown.changed() => return,
         };
         let reason = match attempt {
-            Ok((conn, greeting, oob_offered)) => {
+            Ok((conn, greeting, oob_offered, run_state)) => {
                 backoff = Duration::from_millis(100);
                 tracing::info!(%target, "shared QMP session up");
-                state.send_replace(Upstate::Up {
-                    greeting: greeting.clone(),
+                state.send_replace(Upstate {
+                    greeting: Some(greeting.clone()),
+                    last_error: None,
+                    run_state,
                 });
                 let mut up = Up {
                     settings: &settings,
+                    metrics: &metrics,
+                    state: &state,
+                    status_wanted: false,
+                    status_in_flight: false,
                     conn,
                     greeting,
                     oob_offered,
@@ -184,14 +212,17 @@ async fn actor(
                     format!("{why}; qmp-bridge is reconnecting to {target}: reconnect to continue"),
                 );
                 up.drop_all(&told);
+                metrics.reconnects.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%target, "shared QMP session down: {why}");
                 why
             }
             Err(Ending::Closed { reason, .. }) => reason,
             Err(Ending::ClientLeft) => "upstream ended".into(),
         };
-        state.send_replace(Upstate::Connecting {
+        state.send_replace(Upstate {
+            greeting: None,
             last_error: Some(reason.clone()),
+            run_state: None,
         });
         let until = tokio::time::Instant::now() + backoff;
         backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -208,8 +239,9 @@ async fn actor(
     }
 }
 
-/// Opens the upstream and negotiates it (enabling `oob` when QEMU offers it).
-async fn connect(settings: &Settings) -> Result<(QmpConn, String, bool), Ending> {
+/// Opens the upstream, negotiates it (enabling `oob` when QEMU offers it) and asks for
+/// the VM's run state.
+async fn connect(settings: &Settings) -> Result<(QmpConn, String, bool, Option<String>), Ending> {
     let target = &settings.target;
     let (mut conn, greeting) =
         QmpConn::open(target, settings.greeting_timeout, settings.max_message_bytes).await?;
@@ -218,12 +250,18 @@ async fn connect(settings: &Settings) -> Result<(QmpConn, String, bool), Ending>
     let enable: &[&str] = if oob_offered { &["oob"] } else { &[] };
     let negotiate = qmp::message::qmp_capabilities(enable, Some(json!(NEGOTIATION_ID)));
     conn.write_line(&negotiate, settings.send_timeout, target).await?;
+    let status = qmp::message::command("query-status", None, Some(json!(STATUS_ID)));
+    conn.write_line(&status, settings.send_timeout, target).await?;
     let deadline = tokio::time::Instant::now() + settings.greeting_timeout;
     loop {
         while let Some(text) = conn.next_message(target)? {
             match Message::parse(&text) {
-                Ok(Message::Return { id: Some(id), .. }) if id == NEGOTIATION_ID => {
-                    return Ok((conn, greeting, oob_offered))
+                Ok(Message::Return { id: Some(id), value }) if id == STATUS_ID => {
+                    let run_state = value["status"].as_str().map(str::to_owned);
+                    return Ok((conn, greeting, oob_offered, run_state));
+                }
+                Ok(Message::Error { id: Some(id), .. }) if id == STATUS_ID => {
+                    return Ok((conn, greeting, oob_offered, None));
                 }
                 Ok(Message::Error { id: Some(id), error }) if id == NEGOTIATION_ID => {
                     return Err(closed(
@@ -273,11 +311,17 @@ struct InFlight {
     /// The client's own id, restored on the reply.
     id: Option<Value>,
     seq: u64,
+    sent: Instant,
 }
 
 /// The actor while the upstream is up.
 struct Up<'a> {
     settings: &'a Settings,
+    metrics: &'a VmMetrics,
+    state: &'a watch::Sender<Upstate>,
+    /// An event may have changed the run state: ask QEMU.
+    status_wanted: bool,
+    status_in_flight: bool,
     conn: QmpConn,
     greeting: String,
     oob_offered: bool,
@@ -302,6 +346,14 @@ impl Up<'_> {
             return Some(ending);
         }
         loop {
+            if self.status_wanted && !self.status_in_flight {
+                self.status_wanted = false;
+                self.status_in_flight = true;
+                let ask = qmp::message::command("query-status", None, Some(json!(STATUS_ID)));
+                if let Err(ending) = self.conn.write_line(&ask, self.settings.send_timeout, target).await {
+                    return Some(ending);
+                }
+            }
             let room = self.in_flight.len() < MAX_IN_FLIGHT;
             tokio::select! {
                 _ = shutdown.changed() => return None,
@@ -391,7 +443,15 @@ impl Up<'_> {
             .insert("id".into(), Value::String(upstream_id.clone()));
         let text = Value::Object(frame.object).to_string();
         tracing::debug!(target: "qmp_bridge::wire", to = "qemu", client, "{text}");
-        self.in_flight.insert(upstream_id, InFlight { client, id, seq });
+        self.in_flight.insert(
+            upstream_id,
+            InFlight {
+                client,
+                id,
+                seq,
+                sent: Instant::now(),
+            },
+        );
         self.conn
             .write_line(&text, self.settings.send_timeout, &self.settings.target)
             .await
@@ -412,6 +472,10 @@ impl Up<'_> {
         match envelope.kind() {
             Kind::Event => {
                 tracing::debug!(target: "qmp_bridge::wire", to = "clients", "{text}");
+                self.metrics.events.fetch_add(1, Ordering::Relaxed);
+                if envelope.event_name().is_some_and(|n| STATE_EVENTS.contains(&n.as_str())) {
+                    self.status_wanted = true;
+                }
                 let negotiated: Vec<u64> = self
                     .clients
                     .iter()
@@ -422,7 +486,17 @@ impl Up<'_> {
                     self.deliver(client, text.clone());
                 }
             }
+            Kind::Return | Kind::Error if envelope.id() == Some(json!(STATUS_ID)) => {
+                self.status_in_flight = false;
+                let run_state = envelope.member("return").and_then(|r| r["status"].as_str().map(str::to_owned));
+                self.state.send_modify(|s| s.run_state = run_state);
+            }
             Kind::Return | Kind::Error => {
+                let counter = if envelope.kind() == Kind::Return {
+                    &self.metrics.commands_ok
+                } else {
+                    &self.metrics.commands_error
+                };
                 let pending = match envelope.id() {
                     Some(Value::String(id)) => self.in_flight.remove(&id),
                     // No id: QEMU could not read the request's; the oldest command it is.
@@ -437,6 +511,8 @@ impl Up<'_> {
                     tracing::warn!("reply matches no command in flight: {text}");
                     return;
                 };
+                counter.fetch_add(1, Ordering::Relaxed);
+                self.metrics.observe_latency(pending.sent.elapsed());
                 envelope.set_id(pending.id.as_ref());
                 let reply = envelope.to_text();
                 tracing::debug!(target: "qmp_bridge::wire", to = "client", client = pending.client, "{reply}");

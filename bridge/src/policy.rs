@@ -55,6 +55,25 @@ fn is_read_only(name: &str) -> bool {
 }
 
 impl Policy {
+    /// The rules for one VM: unprefixed `--allow`/`--deny` globs, plus those written
+    /// `NAME:GLOB` for this VM's name.
+    pub fn for_vm(&self, vm: &str) -> Policy {
+        let pick = |rules: &[String]| -> Vec<String> {
+            rules
+                .iter()
+                .filter_map(|r| match r.split_once(':') {
+                    Some((name, glob)) => (name == vm).then(|| glob.to_owned()),
+                    None => Some(r.clone()),
+                })
+                .collect()
+        };
+        Policy {
+            read_only: self.read_only,
+            allow: pick(&self.allow),
+            deny: pick(&self.deny),
+        }
+    }
+
     /// True when the policy refuses nothing.
     pub fn is_open(&self) -> bool {
         !self.read_only && self.allow.is_empty() && self.deny.is_empty()
@@ -134,6 +153,23 @@ mod tests {
         assert!(why.contains("blockdev-snapshot-sync") && why.contains("inside 'transaction'"), "{why}");
         let ok = r#"{"execute": "transaction", "arguments": {"actions": [{"type": "abort"}]}}"#;
         assert!(p.check(&frame(ok)).is_ok());
+    }
+
+    #[test]
+    fn vm_prefixed_rules_apply_to_that_vm_only() {
+        let p = Policy {
+            deny: vec!["vm1:quit".into(), "system_reset".into()],
+            allow: vec!["vm2:query-*".into()],
+            ..Policy::default()
+        };
+        let vm1 = p.for_vm("vm1");
+        assert!(vm1.check(&frame(r#"{"execute": "quit"}"#)).is_err());
+        assert!(vm1.check(&frame(r#"{"execute": "system_reset"}"#)).is_err());
+        assert!(vm1.check(&frame(r#"{"execute": "stop"}"#)).is_ok());
+        let vm2 = p.for_vm("vm2");
+        assert!(vm2.check(&frame(r#"{"execute": "quit"}"#)).is_err(), "vm2 allows queries only");
+        assert!(vm2.check(&frame(r#"{"execute": "query-status"}"#)).is_ok());
+        assert!(p.for_vm("vm3").check(&frame(r#"{"execute": "quit"}"#)).is_ok());
     }
 
     #[test]

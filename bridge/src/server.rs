@@ -27,7 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 
 use crate::assets::Ui;
-use crate::mux::{Mux, Upstate};
+use crate::fleet::{Fleet, Vm};
 use crate::relay;
 use crate::session::{Ending, Settings, Summary, WsClient};
 use crate::security::Gate;
@@ -48,6 +48,12 @@ pub struct Config {
     pub mode: Mode,
     /// Shared mode: also serve the shared session on this Unix socket.
     pub share_socket: Option<std::path::PathBuf>,
+    /// The named targets (`--qmp`).
+    pub vms: Vec<(String, crate::target::QmpTarget)>,
+    /// `--qmp-dir`: every socket in it is a VM.
+    pub qmp_dir: Option<std::path::PathBuf>,
+    /// One target, served at `/ws` (and `/` is its console).
+    pub single: bool,
     pub relay: Settings,
     pub ui: Ui,
     pub gate: Gate,
@@ -63,6 +69,8 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("mode", &self.mode)
             .field("share_socket", &self.share_socket)
+            .field("vms", &self.vms)
+            .field("qmp_dir", &self.qmp_dir)
             .field("relay", &self.relay)
             .field("ui", &self.ui)
             .field("gate", &self.gate)
@@ -75,8 +83,8 @@ impl std::fmt::Debug for Config {
 
 struct Shared {
     config: Config,
-    /// Shared mode's multiplexer.
-    mux: Option<Mux>,
+    /// Shared mode's VMs, each with its multiplexer.
+    fleet: Option<Arc<Fleet>>,
     shutdown: watch::Receiver<bool>,
     /// Each session holds a clone; `recv` returning `None` means all have ended.
     sessions: mpsc::Sender<()>,
@@ -95,22 +103,26 @@ pub async fn run(
     let (sessions_tx, mut sessions_rx) = mpsc::channel::<()>(1);
     let tls = config.tls.clone();
     let request_timeout = config.request_timeout;
-    let mux = (config.mode == Mode::Shared)
-        .then(|| Mux::start(Arc::new(config.relay.clone()), stop_rx.clone()));
-    if let (Some(mux), Some(path)) = (&mux, &config.share_socket) {
+    let fleet = (config.mode == Mode::Shared).then(|| {
+        Fleet::new(config.relay.clone(), config.vms.clone(), config.single, stop_rx.clone())
+    });
+    if let (Some(fleet), Some(dir)) = (&fleet, &config.qmp_dir) {
+        fleet.scan(dir);
+        tokio::spawn(fleet.clone().watch_dir(dir.clone()));
+    }
+    if let (Some(vm), Some(path)) = (fleet.as_ref().and_then(|f| f.only()), &config.share_socket) {
         let listener = crate::share_socket::bind(path).map_err(std::io::Error::other)?;
         tokio::spawn(crate::share_socket::serve(
             listener,
             path.clone(),
-            mux.clone(),
-            Arc::new(config.relay.clone()),
+            vm,
             stop_rx.clone(),
             sessions_tx.clone(),
         ));
     }
     let state = Arc::new(Shared {
         slots: Arc::new(Semaphore::new(config.max_clients)),
-        mux,
+        fleet,
         config,
         shutdown: stop_rx.clone(),
         sessions: sessions_tx,
@@ -190,22 +202,75 @@ async fn serve_connection<IO>(
 
 fn router(state: AppState) -> Router {
     Router::new()
-        .route("/ws", get(websocket))
+        .route("/ws", get(websocket_default))
+        .route("/ws/{name}", get(websocket_named))
+        .route("/vm/{name}", get(vm_page))
+        .route("/api/vms", get(api_vms))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(get(ui_file))
         .with_state(state)
 }
 
-/// 200 while the bridge is up; in shared mode the body says whether QEMU is connected.
+/// 200 while the bridge is up; the body says how many VMs are connected.
 async fn healthz(State(state): State<AppState>) -> String {
-    match state.mux.as_ref().map(Mux::state) {
+    match &state.fleet {
         None => "ok\n".into(),
-        Some(Upstate::Up { .. }) => "ok: QMP connected\n".into(),
-        Some(Upstate::Connecting { last_error }) => format!(
-            "ok: QMP reconnecting ({})\n",
-            last_error.as_deref().unwrap_or("first attempt")
-        ),
+        Some(fleet) => {
+            let vms = fleet.all();
+            let up = vms.iter().filter(|vm| vm.mux.state().is_up()).count();
+            match (fleet.only(), up) {
+                (Some(_), 1) => "ok: QMP connected\n".into(),
+                (Some(vm), _) => format!(
+                    "ok: QMP reconnecting ({})\n",
+                    vm.mux.state().last_error.as_deref().unwrap_or("first attempt")
+                ),
+                (None, up) => format!("ok: {up} of {} VMs connected\n", vms.len()),
+            }
+        }
     }
+}
+
+/// Token and Origin, as for websockets, for the JSON and metrics endpoints.
+fn check_gate(state: &Shared, uri: &Uri, headers: &HeaderMap) -> Result<(), Response> {
+    state.config.gate.admit(uri, headers).map_err(|refusal| {
+        let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
+        (status, refusal.reason).into_response()
+    })
+}
+
+/// The VM list: name, target, state, QEMU version, run state, clients.
+async fn api_vms(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+    if let Err(r) = check_gate(&state, &uri, &headers) {
+        return r;
+    }
+    let body = match &state.fleet {
+        Some(fleet) => fleet.view(),
+        None => serde_json::json!({
+            "mode": "relay",
+            "vms": [{ "name": state.config.relay.vm, "target": state.config.relay.target.to_string(), "state": "relay" }],
+            "problems": [],
+        }),
+    };
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json"), (axum::http::header::CACHE_CONTROL, "no-store")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Prometheus text format.
+async fn metrics(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+    if let Err(r) = check_gate(&state, &uri, &headers) {
+        return r;
+    }
+    let body = state.fleet.as_ref().map(|f| f.metrics()).unwrap_or_default();
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// A VM's console page: the UI, which reads the VM's name from the path.
+async fn vm_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    state.config.ui.respond("/", &headers).await
 }
 
 /// The closing log line of a session.
@@ -230,12 +295,55 @@ async fn ui_file(State(state): State<AppState>, uri: Uri, headers: HeaderMap) ->
     state.config.ui.respond(uri.path(), &headers).await
 }
 
-async fn websocket(
+/// Which VM a websocket is for.
+enum Route {
+    Relay,
+    Shared(Arc<Vm>),
+}
+
+async fn websocket_default(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: Uri,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
+) -> Response {
+    let route = match &state.fleet {
+        None => Some(Route::Relay),
+        Some(fleet) => fleet.only().map(Route::Shared),
+    };
+    let Some(route) = route else {
+        let reason = "qmp-bridge serves several VMs: connect to /ws/NAME (the list is at /)\n";
+        return (StatusCode::NOT_FOUND, reason).into_response();
+    };
+    websocket(state, peer, uri, headers, upgrade, route).await
+}
+
+async fn websocket_named(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let route = match &state.fleet {
+        None => (name == state.config.relay.vm).then_some(Route::Relay),
+        Some(fleet) => fleet.get(&name).map(Route::Shared),
+    };
+    let Some(route) = route else {
+        return (StatusCode::NOT_FOUND, format!("qmp-bridge: no VM named {name:?}\n")).into_response();
+    };
+    websocket(state, peer, uri, headers, upgrade, route).await
+}
+
+async fn websocket(
+    state: AppState,
+    peer: SocketAddr,
+    uri: Uri,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+    route: Route,
 ) -> Response {
     if let Err(refusal) = state.config.gate.admit(&uri, &headers) {
         tracing::info!(%peer, status = refusal.status, "websocket refused: {}", refusal.reason.trim());
@@ -259,15 +367,18 @@ async fn websocket(
         .on_upgrade(move |socket| async move {
             let _slot = slot;
             let _alive = state.sessions.clone();
-            let settings = &state.config.relay;
+            let settings = match &route {
+                Route::Relay => &state.config.relay,
+                Route::Shared(vm) => vm.settings.as_ref(),
+            };
             let started = Instant::now();
             tracing::info!(%peer, target = %settings.target, "session opened");
             let (tx, rx) = socket.split();
             let client = WsClient::new(tx, rx, settings);
             let stop = state.shutdown.clone();
-            let summary = match &state.mux {
-                Some(mux) => crate::shared::serve(client, mux, settings, peer.to_string(), stop).await,
-                None => relay::relay(client, settings, peer, stop).await,
+            let summary = match &route {
+                Route::Shared(vm) => crate::shared::serve(client, vm, peer.to_string(), stop).await,
+                Route::Relay => relay::relay(client, settings, peer, stop).await,
             };
             log_session_end(&peer.to_string(), settings, started, &summary);
         })

@@ -37,6 +37,8 @@ pub mod close_code {
 /// What a session needs to know.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The VM's name (for logs and the audit log); empty for an unnamed single target.
+    pub vm: String,
     pub target: QmpTarget,
     /// How long QEMU may take to connect and greet before the monitor counts as busy.
     pub greeting_timeout: Duration,
@@ -92,6 +94,7 @@ pub struct Summary {
 #[derive(Debug)]
 pub struct Tally {
     audit: Option<Arc<AuditLog>>,
+    vm: String,
     /// Who the client is, for logs and the audit log.
     pub peer: String,
     pub to_qemu: u64,
@@ -105,6 +108,7 @@ impl Tally {
     pub fn new(settings: &Settings, peer: String) -> Tally {
         Tally {
             audit: settings.audit.clone(),
+            vm: settings.vm.clone(),
             peer,
             to_qemu: 0,
             to_client: 0,
@@ -117,6 +121,7 @@ impl Tally {
     fn audit(&self, command: &str, id: Option<&Value>, outcome: Outcome) {
         if let Some(log) = &self.audit {
             log.record(audit::Entry {
+                vm: &self.vm,
                 client: &self.peer,
                 command,
                 id,

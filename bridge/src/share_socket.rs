@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 
-use crate::mux::Mux;
+use crate::fleet::Vm;
 use crate::session::{close_code, closed, Client, Denied, Ending, Settings};
 
 /// Why the shared socket could not be created.
@@ -52,8 +52,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, ShareSocketError> {
 pub async fn serve(
     listener: UnixListener,
     path: PathBuf,
-    mux: Mux,
-    settings: Arc<Settings>,
+    vm: Arc<Vm>,
     mut shutdown: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
@@ -71,14 +70,14 @@ pub async fn serve(
             },
         };
         let peer = format!("unix:{}#{}", path.display(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let (mux, settings, stop, alive) = (mux.clone(), settings.clone(), shutdown.clone(), alive.clone());
+        let (vm, stop, alive) = (vm.clone(), shutdown.clone(), alive.clone());
         tokio::spawn(async move {
             let _alive = alive;
             let started = Instant::now();
             tracing::info!(%peer, "session opened");
-            let client = UnixClient::new(stream, &settings);
-            let summary = crate::shared::serve(client, &mux, &settings, peer.clone(), stop).await;
-            crate::server::log_session_end(&peer, &settings, started, &summary);
+            let client = UnixClient::new(stream, &vm.settings);
+            let summary = crate::shared::serve(client, &vm, peer.clone(), stop).await;
+            crate::server::log_session_end(&peer, &vm.settings, started, &summary);
         });
     }
     let _ = std::fs::remove_file(&path);

@@ -9,24 +9,29 @@ use qmp::ClientFrame;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::mux::{Attachment, MessageQueue, Mux, ToUpstream};
+use std::sync::atomic::Ordering;
+
+use crate::fleet::Vm;
+use crate::mux::{Attachment, MessageQueue, ToUpstream};
 use crate::session::{
-    admit, close_code, closed, shutting_down, Client, Ending, Settings, Summary, Tally,
+    admit, close_code, closed, shutting_down, Client, Denied, Ending, Settings, Summary, Tally,
 };
 
 /// Messages sent to a client in one batch before a flush.
 const BATCH: usize = 64;
 
-/// Serves one client until it leaves, is dropped, or `shutdown` flips.
+/// Serves one client of `vm` until it leaves, is dropped, or `shutdown` flips.
 pub async fn serve<C: Client>(
     mut client: C,
-    mux: &Mux,
-    settings: &Settings,
+    vm: &Vm,
     peer: String,
     mut shutdown: watch::Receiver<bool>,
 ) -> Summary {
+    let settings = vm.settings.as_ref();
     let mut tally = Tally::new(settings, peer);
-    let ending = session(&mut client, mux, settings, &mut shutdown, &mut tally).await;
+    vm.metrics.sessions.fetch_add(1, Ordering::Relaxed);
+    let ending = session(&mut client, vm, settings, &mut shutdown, &mut tally).await;
+    vm.metrics.sessions.fetch_sub(1, Ordering::Relaxed);
     client.close(&ending).await;
     tally.finish(ending)
 }
@@ -104,13 +109,13 @@ impl Negotiation {
 
 async fn session<C: Client>(
     client: &mut C,
-    mux: &Mux,
+    vm: &Vm,
     settings: &Settings,
     shutdown: &mut watch::Receiver<bool>,
     tally: &mut Tally,
 ) -> Ending {
     let attached = tokio::select! {
-        r = mux.attach(settings.greeting_timeout) => r,
+        r = vm.mux.attach(settings.greeting_timeout) => r,
         _ = shutdown.changed() => return shutting_down(),
     };
     let Attachment {
@@ -151,6 +156,9 @@ async fn session<C: Client>(
                 let frame = match text.and_then(|t| admit(&t, &settings.policy)) {
                     Ok(frame) => frame,
                     Err(denied) => {
+                        if matches!(denied, Denied::Refused { .. }) {
+                            vm.metrics.commands_refused.fetch_add(1, Ordering::Relaxed);
+                        }
                         tally.denied(&denied);
                         if let Err(ending) = client.send(denied.reply().to_owned()).await {
                             return ending;

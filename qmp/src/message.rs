@@ -253,6 +253,20 @@ impl Envelope {
             .and_then(|raw| serde_json::from_str(raw.get()).ok())
     }
 
+    /// The event's name, for an event.
+    pub fn event_name(&self) -> Option<String> {
+        self.members
+            .get("event")
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+    }
+
+    /// A top-level member, parsed (e.g. `return` of a small reply).
+    pub fn member(&self, name: &str) -> Option<Value> {
+        self.members
+            .get(name)
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+    }
+
     /// Replaces the `id` (or removes it, for `None`).
     pub fn set_id(&mut self, id: Option<&Value>) {
         match id.and_then(|v| serde_json::value::to_raw_value(v).ok()) {
@@ -375,6 +389,8 @@ mod tests {
         assert_eq!(back, json!({"return": {"status": "running", "id": "inner"}}));
         let ev = Envelope::parse(r#"{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 0}}"#).unwrap();
         assert_eq!((ev.kind(), ev.id()), (Kind::Event, None));
+        assert_eq!(ev.event_name().as_deref(), Some("STOP"));
+        assert_eq!(ev.member("timestamp"), Some(json!({"seconds": 1, "microseconds": 0})));
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub struct TestBridge {
 /// Test defaults: short timeouts so fault tests finish quickly.
 pub fn settings(target: &str) -> Settings {
     Settings {
+        vm: "test-vm".into(),
         target: target.parse().expect("valid target"),
         greeting_timeout: Duration::from_secs(2),
         max_message_bytes: qmp::framing::DEFAULT_MAX_MESSAGE_BYTES,
@@ -38,6 +39,9 @@ pub fn config(relay: Settings) -> Config {
     Config {
         mode: Mode::Relay,
         share_socket: None,
+        vms: vec![(relay.vm.clone(), relay.target.clone())],
+        qmp_dir: None,
+        single: true,
         relay,
         ui: Ui::Embedded,
         gate: Gate {
