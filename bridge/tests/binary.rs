@@ -211,3 +211,31 @@ fn token_file_no_auth_and_exposure_warnings() -> testkit::Result<()> {
     assert!(e.contains("--audit-log"), "{e}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_targets_and_a_token_guarded_vm_list() -> testkit::Result<()> {
+    let one = Qemu::start()?;
+    let two = Qemu::start()?;
+    let (a, b) = (format!("one={}", one.target()), format!("two={}", two.target()));
+    let bridge = BridgeProcess::start(Path::new(BIN), &["--qmp", &a, "--qmp", &b, "--listen", "127.0.0.1:0"])?;
+    let token = bridge.token.clone().ok_or("no token")?;
+    assert_eq!(http::get(&bridge.addr, "/api/vms", &[])?.status, 401);
+    assert_eq!(http::get(&bridge.addr, "/metrics", &[])?.status, 401);
+    let list = http::get(&bridge.addr, &format!("/api/vms?token={token}"), &[])?;
+    assert_eq!(list.status, 200);
+    let list: serde_json::Value = serde_json::from_str(&list.text())?;
+    let names: Vec<&str> = list["vms"].as_array().ok_or("no vms")?.iter().filter_map(|v| v["name"].as_str()).collect();
+    assert_eq!(names, ["one", "two"]);
+    let bearer = format!("Bearer {token}");
+    let metrics = http::get(&bridge.addr, "/metrics", &[("Authorization", &bearer)])?;
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.text().contains("qmp_bridge_sessions{vm=\"two\"} 0"));
+
+    let (_, e) = fails(&["--qmp", &a, "--qmp", &format!("one={}", two.target())]);
+    assert!(e.contains("\"one\""), "{e}");
+    let (_, e) = fails(&["--qmp", &a, "--qmp", &b, "--mode", "relay"]);
+    assert!(e.contains("relay"), "{e}");
+    let (_, e) = fails(&["--qmp-dir", "/nonexistent/dir"]);
+    assert!(e.contains("--qmp-dir"), "{e}");
+    Ok(())
+}

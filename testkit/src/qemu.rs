@@ -29,6 +29,11 @@ impl Qemu {
     /// Starts QEMU with its monitor at `socket` (e.g. to restart on the same path);
     /// `pretty` makes it spread each message over many lines (`-mon ...,pretty=on`).
     pub fn start_at(socket: &Path, pretty: bool) -> Result<Qemu> {
+        Qemu::start_named(socket, pretty, None)
+    }
+
+    /// As [`Qemu::start_at`], with `-name NAME` (what `query-name` answers).
+    pub fn start_named(socket: &Path, pretty: bool, name: Option<&str>) -> Result<Qemu> {
         let _ = std::fs::remove_file(socket);
         let chardev = format!("socket,id=qmp,path={},server=on,wait=off", socket.display());
         let mon = format!("chardev=qmp,mode=control,pretty={}", if pretty { "on" } else { "off" });
@@ -36,6 +41,7 @@ impl Qemu {
         let mut child = Command::new(&binary)
             .args(["-machine", "pc,accel=tcg", "-m", "64", "-nodefaults", "-display", "none", "-S"])
             .args(["-chardev", &chardev, "-mon", &mon])
+            .args(name.map(|n| vec!["-name", n]).unwrap_or_default())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
