@@ -272,24 +272,13 @@ async fn connect(settings: &Settings) -> Result<(QmpConn, String, bool, Option<S
                 _ => {}
             }
         }
-        match tokio::time::timeout_at(deadline, conn.io.readable()).await {
-            Err(_) => {
-                return Err(closed(
-                    close_code::TRY_AGAIN_LATER,
-                    format!("QMP at {target} did not answer qmp_capabilities"),
-                ))
-            }
-            Ok(r) => match r.and_then(|()| conn.read_available()) {
-                Ok(Read::Eof) => return Err(conn.eof_ending(target)),
-                Ok(_) => {}
-                Err(e) => {
-                    return Err(closed(
-                        close_code::UPSTREAM_ERROR,
-                        format!("reading QMP at {target}: {e}"),
-                    ))
-                }
-            },
-        }
+        conn.read_more(deadline, target, || {
+            closed(
+                close_code::TRY_AGAIN_LATER,
+                format!("QMP at {target} did not answer qmp_capabilities"),
+            )
+        })
+        .await?;
     }
 }
 

@@ -45,29 +45,40 @@ impl QmpConn {
             if let Some(greeting) = conn.next_message(target)? {
                 return Ok((conn, greeting));
             }
-            match tokio::time::timeout_at(deadline, conn.io.readable()).await {
-                Err(_) => {
-                    return Err(closed(
-                        close_code::TRY_AGAIN_LATER,
-                        format!("QMP monitor busy: {target} sent no greeting within {timeout:?}; another client holds it"),
-                    ))
-                }
-                Ok(r) => match r.and_then(|()| conn.read_available()) {
-                    Ok(Read::Eof) => {
-                        return Err(closed(
-                            close_code::UPSTREAM_ERROR,
-                            format!("QEMU closed the monitor at {target} before greeting"),
-                        ))
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        return Err(closed(
-                            close_code::UPSTREAM_ERROR,
-                            format!("reading QMP at {target}: {e}"),
-                        ))
-                    }
-                },
-            }
+            let busy = || {
+                closed(
+                    close_code::TRY_AGAIN_LATER,
+                    format!("QMP monitor busy: {target} sent no greeting within {timeout:?}; another client holds it"),
+                )
+            };
+            conn.read_more(deadline, target, busy).await.map_err(|e| match e {
+                Ending::Closed { code: close_code::NORMAL, .. } => closed(
+                    close_code::UPSTREAM_ERROR,
+                    format!("QEMU closed the monitor at {target} before greeting"),
+                ),
+                other => other,
+            })?;
+        }
+    }
+
+    /// Waits until `deadline` for more bytes and reads them into the framer; `timed_out`
+    /// makes the ending when none come.
+    pub async fn read_more(
+        &mut self,
+        deadline: tokio::time::Instant,
+        target: &QmpTarget,
+        timed_out: impl FnOnce() -> Ending,
+    ) -> Result<(), Ending> {
+        match tokio::time::timeout_at(deadline, self.io.readable()).await {
+            Err(_) => Err(timed_out()),
+            Ok(r) => match r.and_then(|()| self.read_available()) {
+                Ok(Read::Eof) => Err(self.eof_ending(target)),
+                Ok(_) => Ok(()),
+                Err(e) => Err(closed(
+                    close_code::UPSTREAM_ERROR,
+                    format!("reading QMP at {target}: {e}"),
+                )),
+            },
         }
     }
 
