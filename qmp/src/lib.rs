@@ -7,13 +7,17 @@
 //!   errors).
 //! - [`inbound`]: the check every client frame passes before it is written upstream:
 //!   exactly one JSON object, or a QMP-shaped rejection carrying the frame's `id`.
+//! - [`schema`]: QEMU's `query-qmp-schema` reply: command names, argument trees,
+//!   templates of the required arguments, and validation with JSON paths.
 //!
 //! serde and serde_json only, no I/O: it builds for native and wasm32 alike.
 
 pub mod framing;
 pub mod inbound;
 pub mod message;
+pub mod schema;
 
 pub use framing::{FrameError, Framer};
 pub use inbound::{check_client_frame, Rejection};
 pub use message::{Event, Greeting, Message, MessageError, QmpError, Version};
+pub use schema::{Schema, SchemaError};
