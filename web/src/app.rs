@@ -1,21 +1,67 @@
-//! The root component: owns the socket, feeds it into [`Console`], renders the result.
+//! The root component: owns the socket and the [`Console`] state, reconnects with backoff,
+//! keeps the form and its history, and lays the page out.
 
+use std::rc::Rc;
+
+use gloo_storage::{LocalStorage, Storage};
+use gloo_timers::callback::Timeout;
+use qmp::schema::TypeNode;
+use serde_json::Value;
+use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
-use crate::components::Header;
+use crate::components::{
+    CommandForm, EntryRef, EventPanel, EventRef, FormMsg, Header, QuickAction, QuickActions,
+    Transcript, TypeRef,
+};
+use crate::editor::{self, Check, Form, History};
 use crate::endpoint::websocket_url;
-use crate::socket::Socket;
-use crate::state::{Console, Input, Notice};
+use crate::socket::{now_ms, Socket};
+use crate::state::{backoff_ms, Console, Input, Notice, Phase, Request};
+
+const HISTORY_KEY: &str = "qmp-console.history";
+const OOB_KEY: &str = "qmp-console.oob";
+/// Automatic reconnect attempts after a close, before waiting for the user.
+const MAX_RETRIES: u32 = 10;
+/// Completions offered under the command name.
+const COMPLETIONS: usize = 8;
 
 /// Root component messages.
 pub enum Msg {
     Socket(Input),
+    Form(FormMsg),
+    /// Connect (true) or disconnect (false), from the button.
+    Connect(bool),
+    /// The backoff timer fired.
+    Retry,
+    Oob(bool),
+    Action(QuickAction),
+    Confirm(bool),
+    Rerun(Request),
+    Edit(Request),
+    Copy(String),
+    EventFilter(String),
+    ClearEvents,
+    ExportEvents,
 }
 
 /// The console page.
 pub struct App {
     console: Console,
     socket: Option<Socket>,
+    form: Form,
+    /// Why the last Send was refused (syntax error, schema problems).
+    refused: Option<AttrValue>,
+    /// The resolved argument type of the command named in the form.
+    args_type: Option<(String, TypeRef)>,
+    confirming: Option<QuickAction>,
+    event_filter: String,
+    /// Reconnect automatically after a close (off after Disconnect).
+    auto: bool,
+    attempt: u32,
+    retry: Option<(Timeout, u32)>,
+    /// The last export's object URL, kept until the next export so the download can read it.
+    export_url: Option<gloo_file::ObjectUrl>,
 }
 
 fn page_url() -> String {
@@ -29,50 +75,284 @@ fn page_url() -> String {
     )
 }
 
+impl App {
+    fn connect(&mut self, ctx: &Context<Self>) {
+        self.retry = None;
+        self.socket = None;
+        self.console.connecting();
+        match Socket::open(&self.console.url, ctx.link().callback(Msg::Socket)) {
+            Ok(s) => self.socket = Some(s),
+            Err(e) => self.on_closed(ctx, 0, e),
+        }
+    }
+
+    fn on_closed(&mut self, ctx: &Context<Self>, code: u16, reason: String) {
+        self.socket = None;
+        self.console.handle(Input::Closed { code, reason });
+        if self.auto && self.attempt < MAX_RETRIES {
+            let ms = backoff_ms(self.attempt);
+            self.attempt += 1;
+            let link = ctx.link().clone();
+            self.retry = Some((Timeout::new(ms, move || link.send_message(Msg::Retry)), ms.div_ceil(1000)));
+        }
+    }
+
+    fn transmit(&mut self, frames: Vec<String>) {
+        for frame in frames {
+            let result = match &self.socket {
+                Some(s) => s.send(&frame),
+                None => Err("not connected".into()),
+            };
+            if let Err(e) = result {
+                self.console.notices.push(Notice(e));
+            }
+        }
+    }
+
+    /// Sends a request the user made; records it in the history.
+    fn dispatch(&mut self, request: Request) {
+        match self.console.send(request.clone(), now_ms()) {
+            Ok(frame) => {
+                self.transmit(vec![frame]);
+                self.form.history.push(request);
+                let _ = LocalStorage::set(HISTORY_KEY, self.form.history.to_json());
+                self.refused = None;
+            }
+            Err(e) => self.refused = Some(format!("not sent: {e}").into()),
+        }
+    }
+
+    fn send_form(&mut self, anyway: bool) {
+        let schema = self.console.schema.clone();
+        match self.form.check(schema.as_deref()) {
+            Check::Empty => self.refused = Some("not sent: nothing to send".into()),
+            Check::Syntax(e) => self.refused = Some(format!("not sent: the arguments are not JSON ({e})").into()),
+            Check::Request { problems, .. } if !problems.is_empty() && !anyway => {
+                let n = problems.len();
+                let s = if n == 1 { "" } else { "s" };
+                self.refused = Some(format!("not sent: {n} schema problem{s} (fix, or Send anyway)").into());
+            }
+            Check::Request { request, .. } => self.dispatch(request),
+        }
+    }
+
+    /// Keeps `args_type` in step with the command named in the form.
+    fn refresh_args_type(&mut self) {
+        let name = self.form.name.trim();
+        if self.args_type.as_ref().is_some_and(|(n, _)| n == name) {
+            return;
+        }
+        self.args_type = self.console.schema.as_ref().and_then(|s| {
+            let ty: TypeNode = s.argument_type(name).ok()?;
+            Some((name.to_owned(), TypeRef(Rc::new(ty))))
+        });
+    }
+
+    fn form_msg(&mut self, msg: FormMsg) {
+        if !matches!(msg, FormMsg::Send(_) | FormMsg::Format | FormMsg::Minify) {
+            self.refused = None;
+        }
+        let schema = self.console.schema.clone();
+        let form = &mut self.form;
+        match msg {
+            FormMsg::Mode(m) => form.mode = m,
+            FormMsg::Name(n) => {
+                let known = schema.as_ref().is_some_and(|s| s.command(n.trim()).is_some());
+                if known && form.args.trim().is_empty() {
+                    form.choose(n.trim(), schema.as_deref());
+                    form.name = n;
+                } else {
+                    form.name = n;
+                }
+            }
+            FormMsg::Choose(n) => form.choose(&n, schema.as_deref()),
+            FormMsg::Args(a) => form.args = a,
+            FormMsg::Hmp(h) => form.hmp = h,
+            FormMsg::Raw(r) => form.raw = r,
+            FormMsg::Format | FormMsg::Minify => {
+                let pretty = msg == FormMsg::Format;
+                let text = if form.mode == editor::Mode::Raw { &mut form.raw } else { &mut form.args };
+                let done = if pretty { editor::format(text) } else { editor::minify(text) };
+                match done {
+                    Ok(t) => *text = t,
+                    Err(e) => self.refused = Some(format!("cannot format: {e}").into()),
+                }
+            }
+            FormMsg::Recall(older) => {
+                form.recall(older);
+            }
+            FormMsg::Clear => form.clear(),
+            FormMsg::Send(anyway) => self.send_form(anyway),
+        }
+        self.refresh_args_type();
+    }
+
+    fn export_events(&mut self) {
+        let text = self.console.events.export_jsonl();
+        let blob = gloo_file::Blob::new_with_options(text.as_str(), Some("application/x-ndjson"));
+        let url = gloo_file::ObjectUrl::from(blob);
+        let anchor = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.create_element("a").ok())
+            .and_then(|a| a.dyn_into::<web_sys::HtmlElement>().ok());
+        if let Some(a) = anchor {
+            let _ = a.set_attribute("href", &url);
+            let _ = a.set_attribute("download", "qmp-events.jsonl");
+            a.click();
+        }
+        self.export_url = Some(url);
+    }
+}
+
+fn copy_to_clipboard(text: String) {
+    let Some(window) = web_sys::window() else { return };
+    let promise = window.navigator().clipboard().write_text(&text);
+    yew::platform::spawn_local(async move {
+        // a refusal (no permission, no focus) must not surface as an uncaught rejection
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    });
+}
+
 impl Component for App {
     type Message = Msg;
     type Properties = ();
 
     fn create(ctx: &Context<Self>) -> Self {
-        let url = page_url();
-        let mut console = Console::new(url.clone());
-        let socket = match Socket::open(&url, ctx.link().callback(Msg::Socket)) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                console.handle(Input::Closed { code: 0, reason: e });
-                None
-            }
+        let mut console = Console::new(page_url());
+        console.want_oob = LocalStorage::get::<bool>(OOB_KEY).unwrap_or(false);
+        let history = LocalStorage::get::<Value>(HISTORY_KEY)
+            .map(|v| History::from_json(&v))
+            .unwrap_or_default();
+        let mut app = App {
+            console,
+            socket: None,
+            form: Form { history, ..Form::default() },
+            refused: None,
+            args_type: None,
+            confirming: None,
+            event_filter: String::new(),
+            auto: true,
+            attempt: 0,
+            retry: None,
+            export_url: None,
         };
-        App { console, socket }
+        app.connect(ctx);
+        app
     }
 
-    fn update(&mut self, _ctx: &Context<Self>, msg: Msg) -> bool {
+    fn update(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
         match msg {
+            Msg::Socket(Input::Closed { code, reason }) => self.on_closed(ctx, code, reason),
             Msg::Socket(input) => {
-                let closed = matches!(input, Input::Closed { .. });
-                for frame in self.console.handle(input) {
-                    if let Some(socket) = &self.socket {
-                        if let Err(e) = socket.send(&frame) {
-                            self.console.notices.push(Notice(e));
-                        }
-                    }
+                let frames = self.console.handle(input);
+                self.transmit(frames);
+                if self.console.is_ready() {
+                    self.attempt = 0;
                 }
-                if closed {
-                    self.socket = None;
+                if self.args_type.is_none() {
+                    self.refresh_args_type();
                 }
+            }
+            Msg::Form(m) => self.form_msg(m),
+            Msg::Connect(true) => {
+                self.auto = true;
+                self.attempt = 0;
+                self.connect(ctx);
+            }
+            Msg::Connect(false) => {
+                self.auto = false;
+                self.retry = None;
+                self.socket = None;
+                self.console.handle(Input::Closed { code: 1000, reason: "disconnected by you".into() });
+            }
+            Msg::Retry => self.connect(ctx),
+            Msg::Oob(on) => {
+                self.console.want_oob = on;
+                let _ = LocalStorage::set(OOB_KEY, on);
+                // capabilities are negotiated once per connection: apply by reconnecting
+                let negotiated = self.console.enabled.iter().any(|c| c == "oob");
+                if self.console.is_ready() && negotiated != on {
+                    self.auto = true;
+                    self.connect(ctx);
+                }
+            }
+            Msg::Action(a) if a.destructive() => self.confirming = Some(a),
+            Msg::Action(a) => self.dispatch(Request::Command { name: a.command().into(), args: None }),
+            Msg::Confirm(yes) => {
+                if let (true, Some(a)) = (yes, self.confirming) {
+                    self.dispatch(Request::Command { name: a.command().into(), args: None });
+                }
+                self.confirming = None;
+            }
+            Msg::Rerun(r) => self.dispatch(r),
+            Msg::Edit(r) => {
+                self.form.load(&r);
+                self.refresh_args_type();
+            }
+            Msg::Copy(text) => {
+                copy_to_clipboard(text);
+                return false;
+            }
+            Msg::EventFilter(f) => self.event_filter = f,
+            Msg::ClearEvents => self.console.events.clear(),
+            Msg::ExportEvents => {
+                self.export_events();
+                return false;
             }
         }
         true
     }
 
-    fn view(&self, _ctx: &Context<Self>) -> Html {
+    fn view(&self, ctx: &Context<Self>) -> Html {
         let c = &self.console;
+        let link = ctx.link();
+        let schema = c.schema.as_deref();
+        let check = self.form.check(schema);
+        let completions = match (schema, self.form.mode) {
+            (Some(s), editor::Mode::Json) if !self.form.name.trim().is_empty() => s
+                .completions(&self.form.name, COMPLETIONS)
+                .into_iter()
+                .map(|n| AttrValue::from(n.to_owned()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let shown: Vec<EventRef> = c.events.shown(&self.event_filter).into_iter().map(EventRef).collect();
+        let counts: Vec<(AttrValue, u64)> = c.events.counts().map(|(n, k)| (AttrValue::from(n.to_owned()), k)).collect();
+        let entries: Vec<EntryRef> = c.transcript.iter().cloned().map(EntryRef).collect();
+        let ready = c.is_ready();
+        let retry_in = self.retry.as_ref().map(|(_, s)| *s);
+        let schema_note = match (&c.phase, schema) {
+            (Phase::Ready, None) => Some("reading QEMU's schema…"),
+            _ => None,
+        };
         html! {
             <div class="console">
-                <Header url={c.url.clone()} phase={c.phase.clone()} greeting={c.greeting.clone()} />
-                <ul class="notices">
-                    { for c.notices.iter().map(|n| html! { <li class="notice">{ n.0.clone() }</li> }) }
-                </ul>
+                <Header url={c.url.clone()} phase={c.phase.clone()} greeting={c.greeting.clone()}
+                        vm_status={c.vm_status.clone().map(AttrValue::from)}
+                        enabled={c.enabled.iter().cloned().map(AttrValue::from).collect::<Vec<_>>()}
+                        want_oob={c.want_oob} on_oob={link.callback(Msg::Oob)}
+                        {retry_in} on_connect={link.callback(Msg::Connect)} />
+                <QuickActions enabled={ready} confirming={self.confirming}
+                              on_action={link.callback(Msg::Action)} on_confirm={link.callback(Msg::Confirm)} />
+                if !c.notices.is_empty() || schema_note.is_some() {
+                    <ul class="notices">
+                        { for schema_note.map(|n| html! { <li class="muted">{ n }</li> }) }
+                        { for c.notices.iter().rev().take(4).map(|n| html! { <li class="notice">{ n.0.clone() }</li> }) }
+                    </ul>
+                }
+                <main class="panes">
+                    <div class="left">
+                        <CommandForm form={self.form.clone()} {check} {completions}
+                                     args_type={self.args_type.as_ref().map(|(_, t)| t.clone())}
+                                     {ready} refused={self.refused.clone()} on={link.callback(Msg::Form)} />
+                        <Transcript {entries} on_rerun={link.callback(Msg::Rerun)}
+                                    on_edit={link.callback(Msg::Edit)} on_copy={link.callback(Msg::Copy)} />
+                    </div>
+                    <EventPanel {shown} {counts} total={c.events.total()} filter={AttrValue::from(self.event_filter.clone())}
+                                on_filter={link.callback(Msg::EventFilter)}
+                                on_clear={link.callback(|_| Msg::ClearEvents)}
+                                on_export={link.callback(|_| Msg::ExportEvents)} />
+                </main>
             </div>
         }
     }
