@@ -100,7 +100,7 @@ impl App {
     fn transmit(&mut self, frames: Vec<String>) {
         for frame in frames {
             let result = match &self.socket {
-                Some(s) => s.send(&frame),
+                Some(s) => s.send(&frame).map(|_| ()),
                 None => Err("not connected".into()),
             };
             if let Err(e) = result {

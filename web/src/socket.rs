@@ -92,10 +92,15 @@ impl Socket {
         })
     }
 
-    /// Sends one text frame.
-    pub fn send(&self, text: &str) -> Result<(), String> {
+    /// Sends one text frame. `Ok(false)`: not sent, the socket is no longer open (its
+    /// close event follows, and unanswered requests are failed then).
+    pub fn send(&self, text: &str) -> Result<bool, String> {
+        if self.ws.ready_state() != WebSocket::OPEN {
+            return Ok(false);
+        }
         self.ws
             .send_with_str(text)
+            .map(|()| true)
             .map_err(|e| format!("send failed: {e:?}"))
     }
 }

@@ -39,7 +39,7 @@ pub fn preview(v: &Value, budget: usize) -> String {
     let text = match v {
         Value::Array(a) if a.is_empty() => "[]".to_owned(),
         Value::Object(o) if o.is_empty() => "{}".to_owned(),
-        Value::Array(a) => format!("[{} items]", a.len()),
+        Value::Array(a) => format!("[{} item{}]", a.len(), if a.len() == 1 { "" } else { "s" }),
         Value::Object(o) => {
             let mut s = String::from("{");
             for (i, (k, val)) in o.iter().enumerate() {
@@ -51,6 +51,7 @@ pub fn preview(v: &Value, budget: usize) -> String {
                     s.push_str(", ");
                 }
                 let inner = match val {
+                    Value::Object(o) if !o.is_empty() => "{…}".to_owned(),
                     Value::Array(_) | Value::Object(_) => preview(val, 0),
                     other => other.to_string(),
                 };
@@ -77,11 +78,34 @@ pub struct JsonTreeProps {
 /// The tree of a whole value; the root starts open.
 #[function_component(JsonTree)]
 pub fn json_tree(props: &JsonTreeProps) -> Html {
+    // a small reply opens whole (a few levels); a large one opens only its root
+    let open_depth = if nodes_up_to(&props.value.0, SMALL) < SMALL { 4 } else { 1 };
     html! {
         <div class="json-tree mono">
-            <JsonNode root={props.value.clone()} path={Rc::new(Vec::new())} label={None::<AttrValue>} depth={0} />
+            <JsonNode root={props.value.clone()} path={Rc::new(Vec::new())} label={None::<AttrValue>}
+                      depth={0} {open_depth} />
         </div>
     }
+}
+
+/// Replies with fewer values than this open whole.
+const SMALL: usize = 60;
+
+/// The number of values in `v` (itself included), counting no further than `limit`.
+pub fn nodes_up_to(v: &Value, limit: usize) -> usize {
+    let mut n = 1;
+    let children: Box<dyn Iterator<Item = &Value>> = match v {
+        Value::Array(a) => Box::new(a.iter()),
+        Value::Object(o) => Box::new(o.values()),
+        _ => return 1,
+    };
+    for c in children {
+        if n >= limit {
+            break;
+        }
+        n += nodes_up_to(c, limit - n);
+    }
+    n
 }
 
 #[derive(Properties, PartialEq)]
@@ -90,6 +114,8 @@ struct NodeProps {
     path: Rc<Vec<Seg>>,
     label: Option<AttrValue>,
     depth: usize,
+    /// Nodes shallower than this start open.
+    open_depth: usize,
 }
 
 #[function_component(JsonNode)]
@@ -100,8 +126,7 @@ fn json_node(props: &NodeProps) -> Html {
         Some(Value::Object(o)) => o.len(),
         _ => 0,
     };
-    // small things near the top start open; anything large starts closed
-    let start_open = props.depth == 0 || (props.depth < 3 && size <= 12);
+    let start_open = props.depth < props.open_depth;
     let open = use_state(|| start_open);
     let shown = use_state(|| PAGE);
     let Some(value) = value else { return html! {} };
@@ -135,7 +160,8 @@ fn json_node(props: &NodeProps) -> Html {
         let mut path = (*props.path).clone();
         path.push(seg);
         html! {
-            <JsonNode root={props.root.clone()} path={Rc::new(path)} label={Some(AttrValue::from(label))} depth={props.depth + 1} />
+            <JsonNode root={props.root.clone()} path={Rc::new(path)} label={Some(AttrValue::from(label))}
+                       depth={props.depth + 1} open_depth={props.open_depth} />
         }
     };
     let children: Html = match value {
@@ -160,5 +186,27 @@ fn json_node(props: &NodeProps) -> Html {
             { head }
             <div class="children">{ children }{ for more }</div>
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn counting_stops_at_the_limit() {
+        assert_eq!(nodes_up_to(&json!({"a": [1, 2], "b": null}), 100), 5);
+        let big = Value::Array(vec![json!({"x": 1}); 10_000]);
+        assert!(nodes_up_to(&big, 60) <= 61);
+    }
+
+    #[test]
+    fn previews_are_one_short_line() {
+        assert_eq!(preview(&json!({"name": "query-status", "arg-type": "0"}), 80), r#"{arg-type: "0", name: "query-status"}"#);
+        assert_eq!(preview(&json!([1, 2, 3]), 80), "[3 items]");
+        assert_eq!(preview(&json!({"a": {"b": 1}, "c": [], "d": [true]}), 80), "{a: {…}, c: [], d: [1 item]}");
+        let long = preview(&json!("x".repeat(500)), 80);
+        assert!(long.chars().count() <= 81 && long.ends_with('…'));
     }
 }

@@ -1,0 +1,231 @@
+//! End to end: the console page in headless Chromium, through a real `qmp-bridge`, driving
+//! a real QEMU: commands from the form, replies matched by id, events and the VM status
+//! badge, checks that keep bad input from being sent, the schema reply as a tree, quick
+//! actions with their confirmation. Every test ends with zero browser console errors.
+//!
+//! Set `QMP_CONSOLE_SCREENSHOTS=DIR` to save what the page looked like.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use testkit::{http, BridgeProcess, Browser, Page, Qemu};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Session {
+    page: Page,
+    _browser: Browser,
+    bridge: BridgeProcess,
+    qemu: Qemu,
+}
+
+/// QEMU, the bridge on it with `-v` (every relayed message logged), and the page, ready.
+async fn open_console() -> testkit::Result<Session> {
+    let qemu = Qemu::start()?;
+    let bridge = BridgeProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_qmp-bridge")),
+        &["--qmp", &qemu.target(), "--listen", "127.0.0.1:0", "-v"],
+    )?;
+    let index = http::get(&bridge.addr, "/", &[])?;
+    assert!(
+        index.text().contains("qmp_web.js"),
+        "the UI is not built into qmp-bridge: run ./scripts/build web before cargo test"
+    );
+    let browser = Browser::launch().await?;
+    let page = browser.new_page(&bridge.url).await?;
+    page.wait_for("document.querySelector('[data-testid=connection-state]')?.textContent === 'ready'", WAIT)
+        .await?;
+    Ok(Session { page, _browser: browser, bridge, qemu })
+}
+
+impl Session {
+    /// Waits until the page's VM status badge reads `status`.
+    async fn badge(&self, status: &str) -> testkit::Result<()> {
+        self.page
+            .wait_for(&format!("document.querySelector('[data-testid=vm-status]')?.textContent === '{status}'"), WAIT)
+            .await
+            .map(|_| ())
+    }
+
+    /// Number of transcript entries.
+    async fn responses(&self) -> testkit::Result<u64> {
+        let v = self.page.eval("document.querySelectorAll('[data-testid=response]').length").await?;
+        Ok(v.as_u64().unwrap_or(0))
+    }
+
+    /// Waits for the newest transcript entry to have its reply; returns `(data-id, data-ok)`.
+    async fn newest_reply(&self) -> testkit::Result<(String, String)> {
+        let v = self
+            .page
+            .wait_for(
+                "(() => { const e = document.querySelector('[data-testid=response]'); \
+                  return e && e.dataset.ok ? [e.dataset.id, e.dataset.ok] : null; })()",
+                WAIT,
+            )
+            .await?;
+        let s = |i: usize| v[i].as_str().unwrap_or_default().to_owned();
+        Ok((s(0), s(1)))
+    }
+
+    /// How many upstream commands the bridge relayed that name `command`.
+    fn relayed(&self, command: &str) -> usize {
+        self.bridge
+            .log()
+            .lines()
+            .filter(|l| l.contains(&format!("\\\"execute\\\":\\\"{command}\\\"")) || l.contains(&format!("\"execute\":\"{command}\"")))
+            .count()
+    }
+
+    async fn screenshot(&self, name: &str) -> testkit::Result<()> {
+        if let Ok(dir) = std::env::var("QMP_CONSOLE_SCREENSHOTS") {
+            self.page.screenshot(&Path::new(&dir).join(format!("{name}.png"))).await?;
+        }
+        Ok(())
+    }
+
+    fn assert_no_errors(&self) {
+        let errors = self.page.errors();
+        assert!(errors.is_empty(), "browser console errors: {errors:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_events_and_the_status_badge() -> testkit::Result<()> {
+    let s = open_console().await?;
+    let page = &s.page;
+    let greeting = page.eval("document.querySelector('[data-testid=greeting]').dataset.capabilities").await?;
+    assert_eq!(greeting, Value::from("oob"));
+    // the console asked query-status itself: QEMU started with -S
+    s.badge("prelaunch").await?;
+
+    // query-status typed into the form, sent with Ctrl+Enter
+    page.fill("command-name", "query-status").await?;
+    page.key("Enter", true).await?;
+    let (id, ok) = s.newest_reply().await?;
+    assert_eq!(ok, "true");
+    assert!(!id.is_empty());
+    let text = page
+        .eval(&format!("document.querySelector('[data-testid=response][data-id=\"{id}\"]').textContent"))
+        .await?;
+    assert!(text.as_str().unwrap_or_default().contains("prelaunch"), "{text}");
+
+    // cont then stop: RESUME and STOP events, and the badge follows
+    page.click("action-cont").await?;
+    page.wait_for("document.querySelector('[data-testid=event][data-name=RESUME]')", WAIT).await?;
+    s.badge("running").await?;
+    page.click("action-stop").await?;
+    page.wait_for("document.querySelector('[data-testid=event][data-name=STOP]')", WAIT).await?;
+    s.badge("paused").await?;
+    let count = page
+        .eval("document.querySelector('[data-testid=event-count][data-name=STOP]').textContent")
+        .await?;
+    assert_eq!(count, Value::from("STOP1"));
+    // every request got its own id
+    let ids = page
+        .eval("[...document.querySelectorAll('[data-testid=response]')].map(e => e.dataset.id)")
+        .await?;
+    let ids: Vec<&str> = ids.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 3, "{ids:?}");
+
+    // HMP: text output
+    page.click("mode-hmp").await?;
+    page.fill("hmp-line", "info status").await?;
+    page.key("Enter", false).await?;
+    s.newest_reply().await?;
+    page.wait_for(
+        "document.querySelector('[data-testid=response] pre.text')?.textContent.includes('VM status: paused')",
+        WAIT,
+    )
+    .await?;
+    s.screenshot("console-events").await?;
+    s.assert_no_errors();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_arguments_are_caught_before_sending() -> testkit::Result<()> {
+    let s = open_console().await?;
+    let page = &s.page;
+    // the schema arrived: completion offers device_del
+    page.fill("command-name", "device_d").await?;
+    page.wait_for("[...document.querySelectorAll('.completion')].some(b => b.textContent === 'device_del')", WAIT)
+        .await?;
+
+    // invalid JSON: an error with line and column, and nothing sent
+    page.fill("command-name", "device_del").await?;
+    page.fill("command-args", "{\n  \"id\": \"x\",\n}").await?;
+    let err = page.testid_text("syntax-error").await?;
+    assert_eq!(err, Value::from("line 3, column 1: trailing comma"));
+    page.click("send").await?;
+    page.wait_for("document.querySelector('[data-testid=refused]')", WAIT).await?;
+    assert_eq!(s.responses().await?, 0);
+
+    // device_del without its required id: schema validation stops it
+    page.fill("command-args", "{}").await?;
+    let problems = page.testid_text("problems").await?;
+    assert_eq!(problems, Value::from("$.id: required member missing"));
+    page.click("send").await?;
+    let refused = page.testid_text("refused").await?;
+    assert!(refused.as_str().unwrap_or_default().contains("1 schema problem"), "{refused}");
+    assert_eq!(s.responses().await?, 0);
+    assert_eq!(s.relayed("device_del"), 0, "nothing reached QEMU");
+
+    // ... unless sent anyway: QEMU's own error, shown as class and description
+    page.click("send-anyway").await?;
+    let (_, ok) = s.newest_reply().await?;
+    assert_eq!(ok, "false");
+    let error = page.testid_text("error").await?;
+    assert!(error.as_str().unwrap_or_default().starts_with("GenericError: "), "{error}");
+    assert_eq!(s.relayed("device_del"), 1);
+
+    // Format pretty-prints the arguments
+    page.fill("command-args", "{\"id\":\"net0\"}").await?;
+    page.click("format").await?;
+    let args = page.eval("document.querySelector('[data-testid=command-args]').value").await?;
+    assert_eq!(args, Value::from("{\n  \"id\": \"net0\"\n}"));
+    s.assert_no_errors();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_schema_reply_renders_lazily_and_quit_asks_first() -> testkit::Result<()> {
+    let mut s = open_console().await?;
+    let page = &s.page;
+    page.fill("command-name", "query-qmp-schema").await?;
+    page.click("send").await?;
+    let (_, ok) = s.newest_reply().await?;
+    assert_eq!(ok, "true");
+    page.wait_for("document.querySelector('[data-testid=response] .json-tree')", WAIT).await?;
+    let more = page.eval("document.querySelector('[data-testid=response] .json-tree .more')?.textContent").await?;
+    assert!(more.as_str().unwrap_or_default().contains("not shown"), "{more}");
+    // lazily: the 1000+ entities are closed lines, a page of them
+    let nodes = page.eval("document.querySelectorAll('[data-testid=response] .node').length").await?;
+    let nodes = nodes.as_u64().unwrap_or(0);
+    assert!((100..=102).contains(&nodes), "{nodes} tree nodes rendered");
+    // opening one shows its members
+    page.eval("document.querySelector('[data-testid=response] .children .toggle').click()").await?;
+    page.wait_for("document.querySelectorAll('[data-testid=response] .node').length > 102", WAIT).await?;
+    s.screenshot("console-schema").await?;
+
+    // Quit asks first; "no" sends nothing
+    page.click("action-quit").await?;
+    page.wait_for("document.querySelector('[data-testid=confirm]')", WAIT).await?;
+    page.click("confirm-no").await?;
+    assert_eq!(page.eval("document.querySelector('[data-testid=confirm]')").await?, Value::Null);
+    assert_eq!(s.relayed("quit"), 0);
+    // "yes" quits: SHUTDOWN shows, the badge says so, QEMU exits, the page says closed
+    page.click("action-quit").await?;
+    page.click("confirm-yes").await?;
+    page.wait_for("document.querySelector('[data-testid=event][data-name=SHUTDOWN]')", WAIT).await?;
+    s.badge("shutdown").await?;
+    page.wait_for("document.querySelector('[data-testid=connection-state]')?.textContent === 'closed'", WAIT)
+        .await?;
+    s.qemu.wait_exit(WAIT)?;
+    s.assert_no_errors();
+    Ok(())
+}
