@@ -160,6 +160,7 @@ pub struct Console {
     idless: VecDeque<u64>,
     next_seq: u64,
     next_id: u64,
+    own_count: u64,
     status_pending: bool,
 }
 
@@ -192,6 +193,7 @@ impl Console {
             idless: VecDeque::new(),
             next_seq: 1,
             next_id: 1,
+            own_count: 0,
             status_pending: false,
         }
     }
@@ -305,7 +307,8 @@ impl Console {
     }
 
     fn own_request(&mut self, command: &str, waiter: Waiter) -> String {
-        let id = Value::String(format!("{OWN_ID}{}", self.fresh_id()));
+        self.own_count += 1;
+        let id = Value::String(format!("{OWN_ID}{command}-{}", self.own_count));
         self.pending.insert(id_key(&id), waiter);
         qmp::message::command(command, None, Some(id))
     }
@@ -519,6 +522,7 @@ mod tests {
     fn replies_match_by_id_out_of_order() {
         let (mut c, _) = ready();
         let a = parse(&c.send(Request::Command { name: "query-status".into(), args: None }, 10.0).unwrap());
+        assert_eq!(a["id"], "c1", "the console's own requests use ids of their own");
         let b = parse(&c.send(Request::Command { name: "device_del".into(), args: Some(json!({"id": "x"})) }, 20.0).unwrap());
         assert_ne!(a["id"], b["id"], "fresh ids");
         assert_eq!(b["arguments"], json!({"id": "x"}));
