@@ -9,7 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use testkit::{http, BridgeProcess, Browser, Page, Qemu};
+use testkit::fake_peer::{PeerConn, GREETING};
+use testkit::{http, BridgeProcess, Browser, FakePeer, Page, Qemu};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -17,15 +18,22 @@ struct Session {
     page: Page,
     _browser: Browser,
     bridge: BridgeProcess,
-    qemu: Qemu,
+    qemu: Option<Qemu>,
 }
 
 /// QEMU, the bridge on it with `-v` (every relayed message logged), and the page, ready.
 async fn open_console() -> testkit::Result<Session> {
     let qemu = Qemu::start()?;
+    let mut s = open_console_on(&qemu.target()).await?;
+    s.qemu = Some(qemu);
+    Ok(s)
+}
+
+/// The bridge on `target` and the page, ready.
+async fn open_console_on(target: &str) -> testkit::Result<Session> {
     let bridge = BridgeProcess::start(
         Path::new(env!("CARGO_BIN_EXE_qmp-bridge")),
-        &["--qmp", &qemu.target(), "--listen", "127.0.0.1:0", "-v"],
+        &["--qmp", target, "--listen", "127.0.0.1:0", "-v"],
     )?;
     let index = http::get(&bridge.addr, "/", &[])?;
     assert!(
@@ -36,7 +44,7 @@ async fn open_console() -> testkit::Result<Session> {
     let page = browser.new_page(&bridge.url).await?;
     page.wait_for("document.querySelector('[data-testid=connection-state]')?.textContent === 'ready'", WAIT)
         .await?;
-    Ok(Session { page, _browser: browser, bridge, qemu })
+    Ok(Session { page, _browser: browser, bridge, qemu: None })
 }
 
 impl Session {
@@ -225,7 +233,76 @@ async fn the_schema_reply_renders_lazily_and_quit_asks_first() -> testkit::Resul
     s.badge("shutdown").await?;
     page.wait_for("document.querySelector('[data-testid=connection-state]')?.textContent === 'closed'", WAIT)
         .await?;
-    s.qemu.wait_exit(WAIT)?;
+    s.qemu.as_mut().expect("a QEMU").wait_exit(WAIT)?;
+    s.assert_no_errors();
+    Ok(())
+}
+
+const FLOOD: usize = 5000;
+
+/// A QMP peer that greets, negotiates, serves the real 7.2 schema, and answers the
+/// console's first `query-status` with a flood of events in one write.
+async fn flood_peer(mut c: PeerConn) -> testkit::Result<()> {
+    c.send(GREETING.as_bytes()).await?;
+    let schema: Value = serde_json::from_str(include_str!("../../qmp/tests/data/qemu-7.2-schema.json"))?;
+    let mut flooded = false;
+    while let Some(cmd) = c.recv().await? {
+        let id = cmd.get("id").cloned().unwrap_or(Value::Null);
+        let ret = match cmd["execute"].as_str() {
+            Some("query-qmp-schema") => schema.clone(),
+            Some("query-status") => serde_json::json!({"status": "running", "running": true}),
+            _ => serde_json::json!({}),
+        };
+        c.send(format!("{}\r\n", serde_json::json!({"return": ret, "id": id})).as_bytes()).await?;
+        if cmd["execute"] == "query-status" && !flooded {
+            flooded = true;
+            let mut burst = String::new();
+            for n in 0..FLOOD {
+                let name = if n % 10 == 0 { "BLOCK_JOB_READY" } else { "JOB_STATUS_CHANGE" };
+                burst.push_str(&format!(
+                    "{{\"event\": \"{name}\", \"data\": {{\"id\": \"j{n}\", \"status\": \"running\"}}, \"timestamp\": {{\"seconds\": 1700000000, \"microseconds\": {n}}}}}\r\n"
+                ));
+            }
+            c.send(burst.as_bytes()).await?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_flood_is_capped_on_the_page_and_exported_whole() -> testkit::Result<()> {
+    let peer = FakePeer::start(flood_peer).await?;
+    let s = open_console_on(&peer.target()).await?;
+    let page = &s.page;
+    page.wait_for(
+        &format!("document.querySelector('[data-testid=event-count][data-name=JOB_STATUS_CHANGE]')?.textContent === 'JOB_STATUS_CHANGE{}'", FLOOD - FLOOD / 10),
+        WAIT,
+    )
+    .await?;
+    let count = page.eval("document.querySelector('[data-testid=event-count][data-name=BLOCK_JOB_READY]').textContent").await?;
+    assert_eq!(count, Value::from(format!("BLOCK_JOB_READY{}", FLOOD / 10)));
+    let rows = page.eval("document.querySelectorAll('[data-testid=event]').length").await?;
+    assert_eq!(rows, Value::from(500), "the page shows the newest 500 only");
+    let last = page.eval("[...document.querySelectorAll('[data-testid=event]')].pop().textContent").await?;
+    assert!(last.as_str().unwrap_or_default().contains(&format!("\"j{}\"", FLOOD - 1)), "{last}");
+
+    // the filter works on the whole log
+    page.fill("event-filter", "block_job").await?;
+    page.wait_for("document.querySelectorAll('[data-testid=event]').length === 500 && [...document.querySelectorAll('[data-testid=event]')].every(e => e.dataset.name === 'BLOCK_JOB_READY')", WAIT).await?;
+
+    // export: every event, one JSON object per line
+    let dir = testkit::TempDir::new("export")?;
+    page.call("Page.setDownloadBehavior", serde_json::json!({"behavior": "allow", "downloadPath": dir.path()}))
+        .await?;
+    page.click("events-export").await?;
+    let file = dir.path().join("qmp-events.jsonl");
+    let text = testkit::wait_until(WAIT, "the exported file", || {
+        std::fs::read_to_string(&file).ok().filter(|t| t.lines().count() == FLOOD)
+    })?;
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line)?;
+        assert!(v["event"].is_string(), "{line}");
+    }
     s.assert_no_errors();
     Ok(())
 }
