@@ -30,6 +30,17 @@ async fn open_console() -> testkit::Result<Session> {
 }
 
 /// The bridge on `target` and the page, ready.
+/// Waits for the connection state to read `ready`; on timeout says what the header shows.
+async fn wait_ready(page: &Page) -> testkit::Result<()> {
+    let expr = "document.querySelector('[data-testid=connection-state]')?.textContent === 'ready'";
+    if let Err(e) = page.wait_for(expr, WAIT).await {
+        let header = page.eval("document.querySelector('header')?.textContent").await?;
+        let notices = page.eval("document.querySelector('.notices')?.textContent").await?;
+        return Err(format!("{e}\nheader: {header}\nnotices: {notices}").into());
+    }
+    Ok(())
+}
+
 async fn open_console_on(target: &str) -> testkit::Result<Session> {
     let bridge = BridgeProcess::start(
         Path::new(env!("CARGO_BIN_EXE_qmp-bridge")),
@@ -42,8 +53,7 @@ async fn open_console_on(target: &str) -> testkit::Result<Session> {
     );
     let browser = Browser::launch().await?;
     let page = browser.new_page(&bridge.url).await?;
-    page.wait_for("document.querySelector('[data-testid=connection-state]')?.textContent === 'ready'", WAIT)
-        .await?;
+    wait_ready(&page).await?;
     Ok(Session { page, _browser: browser, bridge, qemu: None })
 }
 
@@ -303,6 +313,64 @@ async fn an_event_flood_is_capped_on_the_page_and_exported_whole() -> testkit::R
         let v: Value = serde_json::from_str(line)?;
         assert!(v["event"].is_string(), "{line}");
     }
+    s.assert_no_errors();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oob_raw_mode_history_and_reconnects() -> testkit::Result<()> {
+    let mut s = open_console().await?;
+    let page = &s.page;
+    // ask for oob: the console reconnects and negotiates it
+    page.click("oob").await?;
+    page.wait_for("document.querySelector('.oob')?.textContent === 'oob on'", WAIT).await?;
+    wait_ready(page).await?;
+
+    // raw mode sends the text as typed: exec-oob, with its own id
+    page.click("mode-raw").await?;
+    page.fill("raw-text", r#"{"exec-oob": "migrate-pause", "id": "p1"}"#).await?;
+    page.key("Enter", true).await?;
+    let (id, ok) = s.newest_reply().await?;
+    assert_eq!((id.as_str(), ok.as_str()), ("p1", "false"), "no migration to pause");
+    assert_eq!(s.relayed("migrate-pause"), 0, "exec-oob, not execute");
+    assert!(s.bridge.log().contains("exec-oob"));
+
+    // history: Up in the command name recalls the raw request, also after a reload
+    page.click("mode-json").await?;
+    page.eval("document.querySelector('[data-testid=command-name]').focus()").await?;
+    page.key("ArrowUp", false).await?;
+    page.wait_for("document.querySelector('[data-testid=raw-text]')?.value.includes('migrate-pause')", WAIT).await?;
+    page.goto(&s.bridge.url).await?;
+    wait_ready(page).await?;
+    page.eval("document.querySelector('[data-testid=command-name]').focus()").await?;
+    page.key("ArrowUp", false).await?;
+    page.wait_for("document.querySelector('[data-testid=raw-text]')?.value.includes('migrate-pause')", WAIT).await?;
+    // the oob choice was kept too
+    page.wait_for("document.querySelector('.oob')?.textContent === 'oob on'", WAIT).await?;
+
+    // re-run from the transcript after the reload is not possible (new page), so re-run here
+    page.click("mode-json").await?;
+    page.fill("command-name", "query-status").await?;
+    page.click("send").await?;
+    s.newest_reply().await?;
+    page.click("rerun").await?;
+    page.wait_for("document.querySelectorAll('[data-testid=response][data-ok=true]').length === 2", WAIT).await?;
+
+    // disconnect stays disconnected; connect comes back
+    page.click("connect").await?;
+    page.wait_for("document.querySelector('[data-testid=close-reason]')?.textContent.startsWith('disconnected by you')", WAIT).await?;
+    assert_eq!(page.testid_text("retry").await?, Value::Null, "no automatic retry after Disconnect");
+    page.click("connect").await?;
+    wait_ready(page).await?;
+
+    // QEMU dies and comes back on the same socket: the console reconnects by itself
+    // (the dead one is kept until the end: dropping it would remove its folder)
+    let mut dead = s.qemu.take().expect("a QEMU");
+    dead.kill();
+    page.wait_for("document.querySelector('[data-testid=connection-state]')?.textContent === 'closed'", WAIT).await?;
+    s.qemu = Some(Qemu::start_at(dead.socket(), false)?);
+    wait_ready(page).await?;
+    s.badge("prelaunch").await?;
     s.assert_no_errors();
     Ok(())
 }
