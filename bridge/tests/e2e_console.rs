@@ -34,8 +34,12 @@ async fn open_console() -> testkit::Result<Session> {
 async fn wait_ready(page: &Page) -> testkit::Result<()> {
     let expr = "document.querySelector('[data-testid=connection-state]')?.textContent === 'ready'";
     if let Err(e) = page.wait_for(expr, WAIT).await {
-        let header = page.eval("document.querySelector('header')?.textContent").await?;
-        let notices = page.eval("document.querySelector('.notices')?.textContent").await?;
+        let header = page
+            .eval("document.querySelector('header')?.textContent")
+            .await?;
+        let notices = page
+            .eval("document.querySelector('.notices')?.textContent")
+            .await?;
         return Err(format!("{e}\nheader: {header}\nnotices: {notices}").into());
     }
     Ok(())
@@ -54,21 +58,34 @@ async fn open_console_on(target: &str) -> testkit::Result<Session> {
     let browser = Browser::launch().await?;
     let page = browser.new_page(&bridge.url).await?;
     wait_ready(&page).await?;
-    Ok(Session { page, _browser: browser, bridge, qemu: None })
+    Ok(Session {
+        page,
+        _browser: browser,
+        bridge,
+        qemu: None,
+    })
 }
 
 impl Session {
     /// Waits until the page's VM status badge reads `status`.
     async fn badge(&self, status: &str) -> testkit::Result<()> {
         self.page
-            .wait_for(&format!("document.querySelector('[data-testid=vm-status]')?.textContent === '{status}'"), WAIT)
+            .wait_for(
+                &format!(
+                    "document.querySelector('[data-testid=vm-status]')?.textContent === '{status}'"
+                ),
+                WAIT,
+            )
             .await
             .map(|_| ())
     }
 
     /// Number of transcript entries.
     async fn responses(&self) -> testkit::Result<u64> {
-        let v = self.page.eval("document.querySelectorAll('[data-testid=response]').length").await?;
+        let v = self
+            .page
+            .eval("document.querySelectorAll('[data-testid=response]').length")
+            .await?;
         Ok(v.as_u64().unwrap_or(0))
     }
 
@@ -91,13 +108,18 @@ impl Session {
         self.bridge
             .log()
             .lines()
-            .filter(|l| l.contains(&format!("\\\"execute\\\":\\\"{command}\\\"")) || l.contains(&format!("\"execute\":\"{command}\"")))
+            .filter(|l| {
+                l.contains(&format!("\\\"execute\\\":\\\"{command}\\\""))
+                    || l.contains(&format!("\"execute\":\"{command}\""))
+            })
             .count()
     }
 
     async fn screenshot(&self, name: &str) -> testkit::Result<()> {
         if let Ok(dir) = std::env::var("QMP_CONSOLE_SCREENSHOTS") {
-            self.page.screenshot(&Path::new(&dir).join(format!("{name}.png"))).await?;
+            self.page
+                .screenshot(&Path::new(&dir).join(format!("{name}.png")))
+                .await?;
         }
         Ok(())
     }
@@ -112,7 +134,9 @@ impl Session {
 async fn commands_events_and_the_status_badge() -> testkit::Result<()> {
     let s = open_console().await?;
     let page = &s.page;
-    let greeting = page.eval("document.querySelector('[data-testid=greeting]').dataset.capabilities").await?;
+    let greeting = page
+        .eval("document.querySelector('[data-testid=greeting]').dataset.capabilities")
+        .await?;
     assert_eq!(greeting, Value::from("oob"));
     // the console asked query-status itself: QEMU started with -S
     s.badge("prelaunch").await?;
@@ -124,16 +148,29 @@ async fn commands_events_and_the_status_badge() -> testkit::Result<()> {
     assert_eq!(ok, "true");
     assert!(!id.is_empty());
     let text = page
-        .eval(&format!("document.querySelector('[data-testid=response][data-id=\"{id}\"]').textContent"))
+        .eval(&format!(
+            "document.querySelector('[data-testid=response][data-id=\"{id}\"]').textContent"
+        ))
         .await?;
-    assert!(text.as_str().unwrap_or_default().contains("prelaunch"), "{text}");
+    assert!(
+        text.as_str().unwrap_or_default().contains("prelaunch"),
+        "{text}"
+    );
 
     // cont then stop: RESUME and STOP events, and the badge follows
     page.click("action-cont").await?;
-    page.wait_for("document.querySelector('[data-testid=event][data-name=RESUME]')", WAIT).await?;
+    page.wait_for(
+        "document.querySelector('[data-testid=event][data-name=RESUME]')",
+        WAIT,
+    )
+    .await?;
     s.badge("running").await?;
     page.click("action-stop").await?;
-    page.wait_for("document.querySelector('[data-testid=event][data-name=STOP]')", WAIT).await?;
+    page.wait_for(
+        "document.querySelector('[data-testid=event][data-name=STOP]')",
+        WAIT,
+    )
+    .await?;
     s.badge("paused").await?;
     let count = page
         .eval("document.querySelector('[data-testid=event-count][data-name=STOP]').textContent")
@@ -143,7 +180,12 @@ async fn commands_events_and_the_status_badge() -> testkit::Result<()> {
     let ids = page
         .eval("[...document.querySelectorAll('[data-testid=response]')].map(e => e.dataset.id)")
         .await?;
-    let ids: Vec<&str> = ids.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let ids: Vec<&str> = ids
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     assert_eq!(ids.len(), 3, "{ids:?}");
     let mut unique = ids.clone();
     unique.sort();
@@ -171,8 +213,11 @@ async fn bad_arguments_are_caught_before_sending() -> testkit::Result<()> {
     let page = &s.page;
     // the schema arrived: completion offers device_del
     page.fill("command-name", "device_d").await?;
-    page.wait_for("[...document.querySelectorAll('.completion')].some(b => b.textContent === 'device_del')", WAIT)
-        .await?;
+    page.wait_for(
+        "[...document.querySelectorAll('.completion')].some(b => b.textContent === 'device_del')",
+        WAIT,
+    )
+    .await?;
 
     // invalid JSON: an error with line and column, and nothing sent
     page.fill("command-name", "device_del").await?;
@@ -180,7 +225,8 @@ async fn bad_arguments_are_caught_before_sending() -> testkit::Result<()> {
     let err = page.testid_text("syntax-error").await?;
     assert_eq!(err, Value::from("line 3, column 1: trailing comma"));
     page.click("send").await?;
-    page.wait_for("document.querySelector('[data-testid=refused]')", WAIT).await?;
+    page.wait_for("document.querySelector('[data-testid=refused]')", WAIT)
+        .await?;
     assert_eq!(s.responses().await?, 0);
 
     // device_del without its required id: schema validation stops it
@@ -189,7 +235,13 @@ async fn bad_arguments_are_caught_before_sending() -> testkit::Result<()> {
     assert_eq!(problems, Value::from("$.id: required member missing"));
     page.click("send").await?;
     let refused = page.testid_text("refused").await?;
-    assert!(refused.as_str().unwrap_or_default().contains("1 schema problem"), "{refused}");
+    assert!(
+        refused
+            .as_str()
+            .unwrap_or_default()
+            .contains("1 schema problem"),
+        "{refused}"
+    );
     assert_eq!(s.responses().await?, 0);
     assert_eq!(s.relayed("device_del"), 0, "nothing reached QEMU");
 
@@ -198,13 +250,21 @@ async fn bad_arguments_are_caught_before_sending() -> testkit::Result<()> {
     let (_, ok) = s.newest_reply().await?;
     assert_eq!(ok, "false");
     let error = page.testid_text("error").await?;
-    assert!(error.as_str().unwrap_or_default().starts_with("GenericError: "), "{error}");
+    assert!(
+        error
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("GenericError: "),
+        "{error}"
+    );
     assert_eq!(s.relayed("device_del"), 1);
 
     // Format pretty-prints the arguments
     page.fill("command-args", "{\"id\":\"net0\"}").await?;
     page.click("format").await?;
-    let args = page.eval("document.querySelector('[data-testid=command-args]').value").await?;
+    let args = page
+        .eval("document.querySelector('[data-testid=command-args]').value")
+        .await?;
     assert_eq!(args, Value::from("{\n  \"id\": \"net0\"\n}"));
     s.assert_no_errors();
     Ok(())
@@ -218,31 +278,59 @@ async fn the_schema_reply_renders_lazily_and_quit_asks_first() -> testkit::Resul
     page.click("send").await?;
     let (_, ok) = s.newest_reply().await?;
     assert_eq!(ok, "true");
-    page.wait_for("document.querySelector('[data-testid=response] .json-tree')", WAIT).await?;
-    let more = page.eval("document.querySelector('[data-testid=response] .json-tree .more')?.textContent").await?;
-    assert!(more.as_str().unwrap_or_default().contains("not shown"), "{more}");
+    page.wait_for(
+        "document.querySelector('[data-testid=response] .json-tree')",
+        WAIT,
+    )
+    .await?;
+    let more = page
+        .eval("document.querySelector('[data-testid=response] .json-tree .more')?.textContent")
+        .await?;
+    assert!(
+        more.as_str().unwrap_or_default().contains("not shown"),
+        "{more}"
+    );
     // lazily: the 1000+ entities are closed lines, a page of them
-    let nodes = page.eval("document.querySelectorAll('[data-testid=response] .node').length").await?;
+    let nodes = page
+        .eval("document.querySelectorAll('[data-testid=response] .node').length")
+        .await?;
     let nodes = nodes.as_u64().unwrap_or(0);
     assert!((100..=102).contains(&nodes), "{nodes} tree nodes rendered");
     // opening one shows its members
-    page.eval("document.querySelector('[data-testid=response] .children .toggle').click()").await?;
-    page.wait_for("document.querySelectorAll('[data-testid=response] .node').length > 102", WAIT).await?;
+    page.eval("document.querySelector('[data-testid=response] .children .toggle').click()")
+        .await?;
+    page.wait_for(
+        "document.querySelectorAll('[data-testid=response] .node').length > 102",
+        WAIT,
+    )
+    .await?;
     s.screenshot("console-schema").await?;
 
     // Quit asks first; "no" sends nothing
     page.click("action-quit").await?;
-    page.wait_for("document.querySelector('[data-testid=confirm]')", WAIT).await?;
+    page.wait_for("document.querySelector('[data-testid=confirm]')", WAIT)
+        .await?;
     page.click("confirm-no").await?;
-    assert_eq!(page.eval("document.querySelector('[data-testid=confirm]')").await?, Value::Null);
+    assert_eq!(
+        page.eval("document.querySelector('[data-testid=confirm]')")
+            .await?,
+        Value::Null
+    );
     assert_eq!(s.relayed("quit"), 0);
     // "yes" quits: SHUTDOWN shows, the badge says so, QEMU exits, the page says closed
     page.click("action-quit").await?;
     page.click("confirm-yes").await?;
-    page.wait_for("document.querySelector('[data-testid=event][data-name=SHUTDOWN]')", WAIT).await?;
+    page.wait_for(
+        "document.querySelector('[data-testid=event][data-name=SHUTDOWN]')",
+        WAIT,
+    )
+    .await?;
     s.badge("shutdown").await?;
-    page.wait_for("document.querySelector('[data-testid=connection-state]')?.textContent === 'closed'", WAIT)
-        .await?;
+    page.wait_for(
+        "document.querySelector('[data-testid=connection-state]')?.textContent === 'closed'",
+        WAIT,
+    )
+    .await?;
     s.qemu.as_mut().expect("a QEMU").wait_exit(WAIT)?;
     s.assert_no_errors();
     Ok(())
@@ -254,7 +342,8 @@ const FLOOD: usize = 5000;
 /// console's first `query-status` with a flood of events in one write.
 async fn flood_peer(mut c: PeerConn) -> testkit::Result<()> {
     c.send(GREETING.as_bytes()).await?;
-    let schema: Value = serde_json::from_str(include_str!("../../qmp/tests/data/qemu-7.2-schema.json"))?;
+    let schema: Value =
+        serde_json::from_str(include_str!("../../qmp/tests/data/qemu-7.2-schema.json"))?;
     let mut flooded = false;
     while let Some(cmd) = c.recv().await? {
         let id = cmd.get("id").cloned().unwrap_or(Value::Null);
@@ -263,12 +352,17 @@ async fn flood_peer(mut c: PeerConn) -> testkit::Result<()> {
             Some("query-status") => serde_json::json!({"status": "running", "running": true}),
             _ => serde_json::json!({}),
         };
-        c.send(format!("{}\r\n", serde_json::json!({"return": ret, "id": id})).as_bytes()).await?;
+        c.send(format!("{}\r\n", serde_json::json!({"return": ret, "id": id})).as_bytes())
+            .await?;
         if cmd["execute"] == "query-status" && !flooded {
             flooded = true;
             let mut burst = String::new();
             for n in 0..FLOOD {
-                let name = if n % 10 == 0 { "BLOCK_JOB_READY" } else { "JOB_STATUS_CHANGE" };
+                let name = if n % 10 == 0 {
+                    "BLOCK_JOB_READY"
+                } else {
+                    "JOB_STATUS_CHANGE"
+                };
                 burst.push_str(&format!(
                     "{{\"event\": \"{name}\", \"data\": {{\"id\": \"j{n}\", \"status\": \"running\"}}, \"timestamp\": {{\"seconds\": 1700000000, \"microseconds\": {n}}}}}\r\n"
                 ));
@@ -291,10 +385,19 @@ async fn an_event_flood_is_capped_on_the_page_and_exported_whole() -> testkit::R
     .await?;
     let count = page.eval("document.querySelector('[data-testid=event-count][data-name=BLOCK_JOB_READY]').textContent").await?;
     assert_eq!(count, Value::from(format!("BLOCK_JOB_READY{}", FLOOD / 10)));
-    let rows = page.eval("document.querySelectorAll('[data-testid=event]').length").await?;
+    let rows = page
+        .eval("document.querySelectorAll('[data-testid=event]').length")
+        .await?;
     assert_eq!(rows, Value::from(500), "the page shows the newest 500 only");
-    let last = page.eval("[...document.querySelectorAll('[data-testid=event]')].pop().textContent").await?;
-    assert!(last.as_str().unwrap_or_default().contains(&format!("\"j{}\"", FLOOD - 1)), "{last}");
+    let last = page
+        .eval("[...document.querySelectorAll('[data-testid=event]')].pop().textContent")
+        .await?;
+    assert!(
+        last.as_str()
+            .unwrap_or_default()
+            .contains(&format!("\"j{}\"", FLOOD - 1)),
+        "{last}"
+    );
 
     // the filter works on the whole log
     page.fill("event-filter", "block_job").await?;
@@ -302,12 +405,17 @@ async fn an_event_flood_is_capped_on_the_page_and_exported_whole() -> testkit::R
 
     // export: every event, one JSON object per line
     let dir = testkit::TempDir::new("export")?;
-    page.call("Page.setDownloadBehavior", serde_json::json!({"behavior": "allow", "downloadPath": dir.path()}))
-        .await?;
+    page.call(
+        "Page.setDownloadBehavior",
+        serde_json::json!({"behavior": "allow", "downloadPath": dir.path()}),
+    )
+    .await?;
     page.click("events-export").await?;
     let file = dir.path().join("qmp-events.jsonl");
     let text = testkit::wait_until(WAIT, "the exported file", || {
-        std::fs::read_to_string(&file).ok().filter(|t| t.lines().count() == FLOOD)
+        std::fs::read_to_string(&file)
+            .ok()
+            .filter(|t| t.lines().count() == FLOOD)
     })?;
     for line in text.lines() {
         let v: Value = serde_json::from_str(line)?;
@@ -323,30 +431,53 @@ async fn oob_raw_mode_history_and_reconnects() -> testkit::Result<()> {
     let page = &s.page;
     // ask for oob: the console reconnects and negotiates it
     page.click("oob").await?;
-    page.wait_for("document.querySelector('.oob')?.textContent === 'oob on'", WAIT).await?;
+    page.wait_for(
+        "document.querySelector('.oob')?.textContent === 'oob on'",
+        WAIT,
+    )
+    .await?;
     wait_ready(page).await?;
 
     // raw mode sends the text as typed: exec-oob, with its own id
     page.click("mode-raw").await?;
-    page.fill("raw-text", r#"{"exec-oob": "migrate-pause", "id": "p1"}"#).await?;
+    page.fill("raw-text", r#"{"exec-oob": "migrate-pause", "id": "p1"}"#)
+        .await?;
     page.key("Enter", true).await?;
     let (id, ok) = s.newest_reply().await?;
-    assert_eq!((id.as_str(), ok.as_str()), ("p1", "false"), "no migration to pause");
+    assert_eq!(
+        (id.as_str(), ok.as_str()),
+        ("p1", "false"),
+        "no migration to pause"
+    );
     assert_eq!(s.relayed("migrate-pause"), 0, "exec-oob, not execute");
     assert!(s.bridge.log().contains("exec-oob"));
 
     // history: Up in the command name recalls the raw request, also after a reload
     page.click("mode-json").await?;
-    page.eval("document.querySelector('[data-testid=command-name]').focus()").await?;
+    page.eval("document.querySelector('[data-testid=command-name]').focus()")
+        .await?;
     page.key("ArrowUp", false).await?;
-    page.wait_for("document.querySelector('[data-testid=raw-text]')?.value.includes('migrate-pause')", WAIT).await?;
+    page.wait_for(
+        "document.querySelector('[data-testid=raw-text]')?.value.includes('migrate-pause')",
+        WAIT,
+    )
+    .await?;
     page.goto(&s.bridge.url).await?;
     wait_ready(page).await?;
-    page.eval("document.querySelector('[data-testid=command-name]').focus()").await?;
+    page.eval("document.querySelector('[data-testid=command-name]').focus()")
+        .await?;
     page.key("ArrowUp", false).await?;
-    page.wait_for("document.querySelector('[data-testid=raw-text]')?.value.includes('migrate-pause')", WAIT).await?;
+    page.wait_for(
+        "document.querySelector('[data-testid=raw-text]')?.value.includes('migrate-pause')",
+        WAIT,
+    )
+    .await?;
     // the oob choice was kept too
-    page.wait_for("document.querySelector('.oob')?.textContent === 'oob on'", WAIT).await?;
+    page.wait_for(
+        "document.querySelector('.oob')?.textContent === 'oob on'",
+        WAIT,
+    )
+    .await?;
 
     // re-run from the transcript after the reload is not possible (new page), so re-run here
     page.click("mode-json").await?;
@@ -354,12 +485,20 @@ async fn oob_raw_mode_history_and_reconnects() -> testkit::Result<()> {
     page.click("send").await?;
     s.newest_reply().await?;
     page.click("rerun").await?;
-    page.wait_for("document.querySelectorAll('[data-testid=response][data-ok=true]').length === 2", WAIT).await?;
+    page.wait_for(
+        "document.querySelectorAll('[data-testid=response][data-ok=true]').length === 2",
+        WAIT,
+    )
+    .await?;
 
     // disconnect stays disconnected; connect comes back
     page.click("connect").await?;
     page.wait_for("document.querySelector('[data-testid=close-reason]')?.textContent.startsWith('disconnected by you')", WAIT).await?;
-    assert_eq!(page.testid_text("retry").await?, Value::Null, "no automatic retry after Disconnect");
+    assert_eq!(
+        page.testid_text("retry").await?,
+        Value::Null,
+        "no automatic retry after Disconnect"
+    );
     page.click("connect").await?;
     wait_ready(page).await?;
 
@@ -367,7 +506,11 @@ async fn oob_raw_mode_history_and_reconnects() -> testkit::Result<()> {
     // (the dead one is kept until the end: dropping it would remove its folder)
     let mut dead = s.qemu.take().expect("a QEMU");
     dead.kill();
-    page.wait_for("document.querySelector('[data-testid=connection-state]')?.textContent === 'closed'", WAIT).await?;
+    page.wait_for(
+        "document.querySelector('[data-testid=connection-state]')?.textContent === 'closed'",
+        WAIT,
+    )
+    .await?;
     s.qemu = Some(Qemu::start_at(dead.socket(), false)?);
     wait_ready(page).await?;
     s.badge("prelaunch").await?;

@@ -79,17 +79,27 @@ pub struct Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entity {
     Command(Command),
-    Event { arg_type: String },
+    Event {
+        arg_type: String,
+    },
     Object {
         members: Vec<Member>,
         /// For a union: the discriminator member and `(case, variant type)` pairs.
         tag: Option<String>,
         variants: Vec<(String, String)>,
     },
-    Enum { values: Vec<String> },
-    Alternate { members: Vec<String> },
-    Array { element: String },
-    Builtin { json: JsonType },
+    Enum {
+        values: Vec<String>,
+    },
+    Alternate {
+        members: Vec<String>,
+    },
+    Array {
+        element: String,
+    },
+    Builtin {
+        json: JsonType,
+    },
 }
 
 #[derive(Deserialize)]
@@ -205,9 +215,11 @@ impl TypeNode {
             TypeNode::Enum(_) => "enum".into(),
             TypeNode::Object { .. } | TypeNode::Recursive(_) => "object".into(),
             TypeNode::Array(e) => format!("array of {}", e.label()),
-            TypeNode::Alternate(alts) => {
-                alts.iter().map(TypeNode::label).collect::<Vec<_>>().join(" | ")
-            }
+            TypeNode::Alternate(alts) => alts
+                .iter()
+                .map(TypeNode::label)
+                .collect::<Vec<_>>()
+                .join(" | "),
         }
     }
 }
@@ -233,7 +245,10 @@ pub enum ProblemKind {
     /// A member the type does not have.
     Unknown,
     /// The value has the wrong JSON type; `expected` as [`TypeNode::label`] words.
-    WrongType { expected: String, found: &'static str },
+    WrongType {
+        expected: String,
+        found: &'static str,
+    },
     /// A string outside the enum's values.
     NotInEnum { value: String, allowed: Vec<String> },
 }
@@ -255,8 +270,17 @@ impl fmt::Display for Problem {
             }
             ProblemKind::NotInEnum { value, allowed } => {
                 let shown: Vec<&str> = allowed.iter().take(12).map(String::as_str).collect();
-                let more = if allowed.len() > shown.len() { ", ..." } else { "" };
-                write!(f, "{}: {value:?} is not one of {}{more}", self.path, shown.join(", "))
+                let more = if allowed.len() > shown.len() {
+                    ", ..."
+                } else {
+                    ""
+                };
+                write!(
+                    f,
+                    "{}: {value:?} is not one of {}{more}",
+                    self.path,
+                    shown.join(", ")
+                )
             }
         }
     }
@@ -277,7 +301,9 @@ pub fn json_kind(v: &Value) -> &'static str {
 
 fn member_path(path: &str, name: &str) -> String {
     let plain = !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if plain {
         format!("{path}.{name}")
     } else {
@@ -299,29 +325,60 @@ impl Schema {
                 SchemaError::Malformed(format!("entity {name:?}: {e}"))
             })?;
             let (name, entity) = match raw {
-                RawEntity::Command { name, arg_type, ret_type, allow_oob } => {
+                RawEntity::Command {
+                    name,
+                    arg_type,
+                    ret_type,
+                    allow_oob,
+                } => {
                     commands.push(name.clone());
-                    let c = Command { name: name.clone(), arg_type, ret_type, allow_oob };
+                    let c = Command {
+                        name: name.clone(),
+                        arg_type,
+                        ret_type,
+                        allow_oob,
+                    };
                     (name, Entity::Command(c))
                 }
                 RawEntity::Event { name, arg_type } => (name, Entity::Event { arg_type }),
-                RawEntity::Object { name, members, tag, variants } => {
+                RawEntity::Object {
+                    name,
+                    members,
+                    tag,
+                    variants,
+                } => {
                     let members = members
                         .into_iter()
-                        .map(|m| Member { name: m.name, ty: m.ty, optional: m.default })
+                        .map(|m| Member {
+                            name: m.name,
+                            ty: m.ty,
+                            optional: m.default,
+                        })
                         .collect();
                     let variants = variants.into_iter().map(|v| (v.case, v.ty)).collect();
-                    (name, Entity::Object { members, tag, variants })
+                    (
+                        name,
+                        Entity::Object {
+                            members,
+                            tag,
+                            variants,
+                        },
+                    )
                 }
                 RawEntity::Enum { name, values } => (name, Entity::Enum { values }),
                 RawEntity::Alternate { name, members } => {
                     let members = members.into_iter().map(|m| m.ty).collect();
                     (name, Entity::Alternate { members })
                 }
-                RawEntity::Array { name, element_type } => {
-                    (name, Entity::Array { element: element_type })
+                RawEntity::Array { name, element_type } => (
+                    name,
+                    Entity::Array {
+                        element: element_type,
+                    },
+                ),
+                RawEntity::Builtin { name, json_type } => {
+                    (name, Entity::Builtin { json: json_type })
                 }
-                RawEntity::Builtin { name, json_type } => (name, Entity::Builtin { json: json_type }),
             };
             entities.insert(name, entity);
         }
@@ -343,7 +400,9 @@ impl Schema {
             let refs: Vec<&String> = match entity {
                 Entity::Command(c) => vec![&c.arg_type, &c.ret_type],
                 Entity::Event { arg_type } => vec![arg_type],
-                Entity::Object { members, variants, .. } => members
+                Entity::Object {
+                    members, variants, ..
+                } => members
                     .iter()
                     .map(|m| &m.ty)
                     .chain(variants.iter().map(|(_, t)| t))
@@ -353,7 +412,10 @@ impl Schema {
                 Entity::Enum { .. } | Entity::Builtin { .. } => vec![],
             };
             if let Some(name) = refs.into_iter().find(|r| !self.entities.contains_key(*r)) {
-                return Err(SchemaError::UndefinedType { name: name.clone(), by: by.clone() });
+                return Err(SchemaError::UndefinedType {
+                    name: name.clone(),
+                    by: by.clone(),
+                });
             }
         }
         Ok(())
@@ -386,7 +448,11 @@ impl Schema {
             .filter(|c| !c.starts_with(typed) && c.contains(typed))
             .collect();
         contains.sort_by_key(|c| c.len());
-        starts.chain(contains).take(limit).map(String::as_str).collect()
+        starts
+            .chain(contains)
+            .take(limit)
+            .map(String::as_str)
+            .collect()
     }
 
     fn command_or_err(&self, name: &str) -> Result<&Command, SchemaError> {
@@ -426,7 +492,11 @@ impl Schema {
             Entity::Alternate { members } => {
                 TypeNode::Alternate(members.iter().map(|m| self.resolve(m, stack)).collect())
             }
-            Entity::Object { members, tag, variants } => {
+            Entity::Object {
+                members,
+                tag,
+                variants,
+            } => {
                 let members = self.resolve_members(members, stack);
                 let variants = variants
                     .iter()
@@ -440,7 +510,11 @@ impl Schema {
                         (case.clone(), own)
                     })
                     .collect();
-                TypeNode::Object { members, tag: tag.clone(), variants }
+                TypeNode::Object {
+                    members,
+                    tag: tag.clone(),
+                    variants,
+                }
             }
             Entity::Command(_) | Entity::Event { .. } => TypeNode::Builtin(JsonType::Value),
         };
@@ -483,17 +557,26 @@ impl Schema {
                 JsonType::Array => Value::Array(Vec::new()),
                 JsonType::Null => Value::Null,
             },
-            Entity::Enum { values } => {
-                values.first().map_or(Value::Null, |v| Value::String(v.clone()))
-            }
+            Entity::Enum { values } => values
+                .first()
+                .map_or(Value::Null, |v| Value::String(v.clone())),
             Entity::Array { .. } => Value::Array(Vec::new()),
             // The simplest alternative: a scalar (e.g. a node name) before an object.
             Entity::Alternate { members } => members
                 .iter()
-                .find(|m| matches!(self.entities.get(*m), Some(Entity::Builtin { .. } | Entity::Enum { .. })))
+                .find(|m| {
+                    matches!(
+                        self.entities.get(*m),
+                        Some(Entity::Builtin { .. } | Entity::Enum { .. })
+                    )
+                })
                 .or(members.first())
                 .map_or(Value::Null, |m| self.template_of(m, stack)),
-            Entity::Object { members, tag, variants } => {
+            Entity::Object {
+                members,
+                tag,
+                variants,
+            } => {
                 let mut obj = Map::new();
                 self.template_members(members, &mut obj, stack);
                 if let Some(tag) = tag {
@@ -512,7 +595,12 @@ impl Schema {
         v
     }
 
-    fn template_members(&self, members: &[Member], obj: &mut Map<String, Value>, stack: &mut Vec<String>) {
+    fn template_members(
+        &self,
+        members: &[Member],
+        obj: &mut Map<String, Value>,
+        stack: &mut Vec<String>,
+    ) {
         for m in members.iter().filter(|m| !m.optional) {
             let v = self.template_of(&m.ty, stack);
             obj.insert(m.name.clone(), v);
@@ -525,16 +613,22 @@ impl Schema {
             Some(Entity::Builtin { json }) => builtin_label(*json).to_owned(),
             Some(Entity::Enum { .. }) => "enum".into(),
             Some(Entity::Array { element }) => format!("array of {}", self.type_label(element)),
-            Some(Entity::Alternate { members }) => {
-                members.iter().map(|m| self.type_label(m)).collect::<Vec<_>>().join(" | ")
-            }
+            Some(Entity::Alternate { members }) => members
+                .iter()
+                .map(|m| self.type_label(m))
+                .collect::<Vec<_>>()
+                .join(" | "),
             _ => "object".into(),
         }
     }
 
     /// Checks `arguments` (`None` or `null`: no arguments given) against `command`'s
     /// argument type. An empty list means they look right to QEMU's schema.
-    pub fn validate(&self, command: &str, arguments: Option<&Value>) -> Result<Vec<Problem>, SchemaError> {
+    pub fn validate(
+        &self,
+        command: &str,
+        arguments: Option<&Value>,
+    ) -> Result<Vec<Problem>, SchemaError> {
         let c = self.command_or_err(command)?;
         let empty = Value::Object(Map::new());
         let args = match arguments {
@@ -547,11 +641,16 @@ impl Schema {
     }
 
     fn check(&self, ty: &str, v: &Value, path: &str, out: &mut Vec<Problem>) {
-        let Some(entity) = self.entities.get(ty) else { return };
+        let Some(entity) = self.entities.get(ty) else {
+            return;
+        };
         let wrong = |expected: String, out: &mut Vec<Problem>| {
             out.push(Problem {
                 path: path.to_owned(),
-                kind: ProblemKind::WrongType { expected, found: json_kind(v) },
+                kind: ProblemKind::WrongType {
+                    expected,
+                    found: json_kind(v),
+                },
             })
         };
         match entity {
@@ -564,7 +663,10 @@ impl Schema {
                 Some(s) if values.iter().any(|x| x == s) => {}
                 Some(s) => out.push(Problem {
                     path: path.to_owned(),
-                    kind: ProblemKind::NotInEnum { value: s.to_owned(), allowed: values.clone() },
+                    kind: ProblemKind::NotInEnum {
+                        value: s.to_owned(),
+                        allowed: values.clone(),
+                    },
                 }),
                 None => wrong("enum (str)".into(), out),
             },
@@ -585,7 +687,9 @@ impl Schema {
                         return;
                     }
                     // Keep the problems of the alternative whose JSON kind fits, if any.
-                    let fits = !p.iter().any(|x| x.path == path && matches!(x.kind, ProblemKind::WrongType { .. }));
+                    let fits = !p
+                        .iter()
+                        .any(|x| x.path == path && matches!(x.kind, ProblemKind::WrongType { .. }));
                     if fits && best.is_none() {
                         best = Some(p);
                     }
@@ -597,7 +701,11 @@ impl Schema {
                     }
                 }
             }
-            Entity::Object { members, tag, variants } => {
+            Entity::Object {
+                members,
+                tag,
+                variants,
+            } => {
                 let Some(obj) = v.as_object() else {
                     wrong("object".into(), out);
                     return;
@@ -624,7 +732,10 @@ impl Schema {
                     }
                 }
                 for key in obj.keys().filter(|k| !known.contains(k.as_str())) {
-                    out.push(Problem { path: member_path(path, key), kind: ProblemKind::Unknown });
+                    out.push(Problem {
+                        path: member_path(path, key),
+                        kind: ProblemKind::Unknown,
+                    });
                 }
             }
             Entity::Command(_) | Entity::Event { .. } => {}

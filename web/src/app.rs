@@ -12,7 +12,7 @@ use yew::prelude::*;
 
 use crate::components::{
     CommandForm, EntryRef, EventPanel, EventRef, FormMsg, Header, QuickAction, QuickActions,
-    Transcript, TypeRef,
+    Shared, Transcript, TypeRef,
 };
 use crate::editor::{self, Check, Form, History};
 use crate::endpoint::websocket_url;
@@ -93,7 +93,10 @@ impl App {
             let ms = backoff_ms(self.attempt);
             self.attempt += 1;
             let link = ctx.link().clone();
-            self.retry = Some((Timeout::new(ms, move || link.send_message(Msg::Retry)), ms.div_ceil(1000)));
+            self.retry = Some((
+                Timeout::new(ms, move || link.send_message(Msg::Retry)),
+                ms.div_ceil(1000),
+            ));
         }
     }
 
@@ -126,11 +129,14 @@ impl App {
         let schema = self.console.schema.clone();
         match self.form.check(schema.as_deref()) {
             Check::Empty => self.refused = Some("not sent: nothing to send".into()),
-            Check::Syntax(e) => self.refused = Some(format!("not sent: the arguments are not JSON ({e})").into()),
+            Check::Syntax(e) => {
+                self.refused = Some(format!("not sent: the arguments are not JSON ({e})").into())
+            }
             Check::Request { problems, .. } if !problems.is_empty() && !anyway => {
                 let n = problems.len();
                 let s = if n == 1 { "" } else { "s" };
-                self.refused = Some(format!("not sent: {n} schema problem{s} (fix, or Send anyway)").into());
+                self.refused =
+                    Some(format!("not sent: {n} schema problem{s} (fix, or Send anyway)").into());
             }
             Check::Request { request, .. } => self.dispatch(request),
         }
@@ -144,7 +150,7 @@ impl App {
         }
         self.args_type = self.console.schema.as_ref().and_then(|s| {
             let ty: TypeNode = s.argument_type(name).ok()?;
-            Some((name.to_owned(), TypeRef(Rc::new(ty))))
+            Some((name.to_owned(), Shared(Rc::new(ty))))
         });
     }
 
@@ -157,7 +163,9 @@ impl App {
         match msg {
             FormMsg::Mode(m) => form.mode = m,
             FormMsg::Name(n) => {
-                let known = schema.as_ref().is_some_and(|s| s.command(n.trim()).is_some());
+                let known = schema
+                    .as_ref()
+                    .is_some_and(|s| s.command(n.trim()).is_some());
                 if known && form.args.trim().is_empty() {
                     form.choose(n.trim(), schema.as_deref());
                     form.name = n;
@@ -171,8 +179,16 @@ impl App {
             FormMsg::Raw(r) => form.raw = r,
             FormMsg::Format | FormMsg::Minify => {
                 let pretty = msg == FormMsg::Format;
-                let text = if form.mode == editor::Mode::Raw { &mut form.raw } else { &mut form.args };
-                let done = if pretty { editor::format(text) } else { editor::minify(text) };
+                let text = if form.mode == editor::Mode::Raw {
+                    &mut form.raw
+                } else {
+                    &mut form.args
+                };
+                let done = if pretty {
+                    editor::format(text)
+                } else {
+                    editor::minify(text)
+                };
                 match done {
                     Ok(t) => *text = t,
                     Err(e) => self.refused = Some(format!("cannot format: {e}").into()),
@@ -205,7 +221,9 @@ impl App {
 }
 
 fn copy_to_clipboard(text: String) {
-    let Some(window) = web_sys::window() else { return };
+    let Some(window) = web_sys::window() else {
+        return;
+    };
     let promise = window.navigator().clipboard().write_text(&text);
     yew::platform::spawn_local(async move {
         // a refusal (no permission, no focus) must not surface as an uncaught rejection
@@ -226,7 +244,10 @@ impl Component for App {
         let mut app = App {
             console,
             socket: None,
-            form: Form { history, ..Form::default() },
+            form: Form {
+                history,
+                ..Form::default()
+            },
             refused: None,
             args_type: None,
             confirming: None,
@@ -263,7 +284,10 @@ impl Component for App {
                 self.auto = false;
                 self.retry = None;
                 self.socket = None;
-                self.console.handle(Input::Closed { code: 1000, reason: "disconnected by you".into() });
+                self.console.handle(Input::Closed {
+                    code: 1000,
+                    reason: "disconnected by you".into(),
+                });
             }
             Msg::Retry => self.connect(ctx),
             Msg::Oob(on) => {
@@ -277,10 +301,16 @@ impl Component for App {
                 }
             }
             Msg::Action(a) if a.destructive() => self.confirming = Some(a),
-            Msg::Action(a) => self.dispatch(Request::Command { name: a.command().into(), args: None }),
+            Msg::Action(a) => self.dispatch(Request::Command {
+                name: a.command().into(),
+                args: None,
+            }),
             Msg::Confirm(yes) => {
                 if let (true, Some(a)) = (yes, self.confirming) {
-                    self.dispatch(Request::Command { name: a.command().into(), args: None });
+                    self.dispatch(Request::Command {
+                        name: a.command().into(),
+                        args: None,
+                    });
                 }
                 self.confirming = None;
             }
@@ -316,9 +346,18 @@ impl Component for App {
                 .collect(),
             _ => Vec::new(),
         };
-        let shown: Vec<EventRef> = c.events.shown(&self.event_filter).into_iter().map(EventRef).collect();
-        let counts: Vec<(AttrValue, u64)> = c.events.counts().map(|(n, k)| (AttrValue::from(n.to_owned()), k)).collect();
-        let entries: Vec<EntryRef> = c.transcript.iter().cloned().map(EntryRef).collect();
+        let shown: Vec<EventRef> = c
+            .events
+            .shown(&self.event_filter)
+            .into_iter()
+            .map(Shared)
+            .collect();
+        let counts: Vec<(AttrValue, u64)> = c
+            .events
+            .counts()
+            .map(|(n, k)| (AttrValue::from(n.to_owned()), k))
+            .collect();
+        let entries: Vec<EntryRef> = c.transcript.iter().cloned().map(Shared).collect();
         let ready = c.is_ready();
         let retry_in = self.retry.as_ref().map(|(_, s)| *s);
         let schema_note = match (&c.phase, schema) {

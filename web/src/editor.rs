@@ -44,7 +44,11 @@ pub struct SyntaxError {
 
 impl std::fmt::Display for SyntaxError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {}, column {}: {}", self.line, self.column, self.message)
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
     }
 }
 
@@ -60,7 +64,11 @@ pub fn parse_args(text: &str) -> Result<Option<Value>, SyntaxError> {
             Some(i) => message[..i].to_owned(),
             None => message,
         };
-        SyntaxError { line: e.line().max(1), column: e.column().max(1), message }
+        SyntaxError {
+            line: e.line().max(1),
+            column: e.column().max(1),
+            message,
+        }
     })
 }
 
@@ -86,7 +94,10 @@ pub enum Check {
     Syntax(SyntaxError),
     /// The request, and what the schema finds wrong with it (empty: all good, or no
     /// schema yet).
-    Request { request: Request, problems: Vec<String> },
+    Request {
+        request: Request,
+        problems: Vec<String>,
+    },
 }
 
 /// The form's contents.
@@ -105,10 +116,16 @@ impl Form {
     pub fn check(&self, schema: Option<&Schema>) -> Check {
         match self.mode {
             Mode::Hmp if self.hmp.trim().is_empty() => Check::Empty,
-            Mode::Hmp => Check::Request { request: Request::Hmp(self.hmp.trim().to_owned()), problems: vec![] },
+            Mode::Hmp => Check::Request {
+                request: Request::Hmp(self.hmp.trim().to_owned()),
+                problems: vec![],
+            },
             Mode::Raw if self.raw.trim().is_empty() => Check::Empty,
             // Raw text goes as typed; only a syntax hint is offered, never enforced.
-            Mode::Raw => Check::Request { request: Request::Raw(self.raw.clone()), problems: vec![] },
+            Mode::Raw => Check::Request {
+                request: Request::Raw(self.raw.clone()),
+                problems: vec![],
+            },
             Mode::Json => {
                 let name = self.name.trim();
                 if name.is_empty() {
@@ -125,7 +142,13 @@ impl Form {
                         Err(e) => vec![e.to_string()],
                     },
                 };
-                Check::Request { request: Request::Command { name: name.to_owned(), args }, problems }
+                Check::Request {
+                    request: Request::Command {
+                        name: name.to_owned(),
+                        args,
+                    },
+                    problems,
+                }
             }
         }
     }
@@ -178,7 +201,11 @@ impl Form {
 
     /// Walks the history: `older` (up) or newer (down); loads what it finds.
     pub fn recall(&mut self, older: bool) -> bool {
-        let found = if older { self.history.older() } else { self.history.newer() };
+        let found = if older {
+            self.history.older()
+        } else {
+            self.history.newer()
+        };
         match found {
             Some(r) => {
                 self.load(&r);
@@ -240,7 +267,9 @@ impl History {
             self.items
                 .iter()
                 .map(|r| match r {
-                    Request::Command { name, args } => json!({"mode": "json", "name": name, "args": args}),
+                    Request::Command { name, args } => {
+                        json!({"mode": "json", "name": name, "args": args})
+                    }
                     Request::Hmp(line) => json!({"mode": "hmp", "line": line}),
                     Request::Raw(text) => json!({"mode": "raw", "text": text}),
                 })
@@ -291,7 +320,10 @@ mod tests {
 
     #[test]
     fn format_and_minify() {
-        assert_eq!(format("{\"a\":[1,2]}").unwrap(), "{\n  \"a\": [\n    1,\n    2\n  ]\n}");
+        assert_eq!(
+            format("{\"a\":[1,2]}").unwrap(),
+            "{\n  \"a\": [\n    1,\n    2\n  ]\n}"
+        );
         assert_eq!(minify("{\n \"a\" : [ 1 , 2 ] }").unwrap(), "{\"a\":[1,2]}");
         assert!(format("{").is_err());
         assert_eq!(minify("").unwrap(), "");
@@ -299,7 +331,11 @@ mod tests {
 
     #[test]
     fn invalid_json_can_not_be_sent() {
-        let form = Form { name: "device_del".into(), args: "{\"id\": ".into(), ..Form::default() };
+        let form = Form {
+            name: "device_del".into(),
+            args: "{\"id\": ".into(),
+            ..Form::default()
+        };
         assert!(matches!(form.check(Some(&schema())), Check::Syntax(_)));
     }
 
@@ -310,13 +346,25 @@ mod tests {
         assert_eq!(form.check(Some(&s)), Check::Empty);
         form.name = "device_del".into();
         form.args = "{}".into();
-        let Check::Request { request, problems } = form.check(Some(&s)) else { panic!() };
+        let Check::Request { request, problems } = form.check(Some(&s)) else {
+            panic!()
+        };
         assert_eq!(problems, ["$.id: required member missing"]);
-        assert_eq!(request, Request::Command { name: "device_del".into(), args: Some(json!({})) });
+        assert_eq!(
+            request,
+            Request::Command {
+                name: "device_del".into(),
+                args: Some(json!({}))
+            }
+        );
         form.args = "{\"id\": \"n0\"}".into();
-        assert!(matches!(form.check(Some(&s)), Check::Request { problems, .. } if problems.is_empty()));
+        assert!(
+            matches!(form.check(Some(&s)), Check::Request { problems, .. } if problems.is_empty())
+        );
         form.name = "no-such-command".into();
-        assert!(matches!(form.check(Some(&s)), Check::Request { problems, .. } if problems[0].contains("no command")));
+        assert!(
+            matches!(form.check(Some(&s)), Check::Request { problems, .. } if problems[0].contains("no command"))
+        );
         // without a schema nothing is flagged
         assert!(matches!(form.check(None), Check::Request { problems, .. } if problems.is_empty()));
     }
@@ -334,18 +382,31 @@ mod tests {
     #[test]
     fn history_walks_and_survives_storage() {
         let mut form = Form::default();
-        let a = Request::Command { name: "query-status".into(), args: None };
+        let a = Request::Command {
+            name: "query-status".into(),
+            args: None,
+        };
         let b = Request::Hmp("info registers".into());
-        let c = Request::Command { name: "device_del".into(), args: Some(json!({"id": "x"})) };
+        let c = Request::Command {
+            name: "device_del".into(),
+            args: Some(json!({"id": "x"})),
+        };
         for r in [&a, &b, &b, &c] {
             form.history.push(r.clone());
         }
-        assert_eq!(form.history.items().len(), 3, "an immediate repeat is kept once");
+        assert_eq!(
+            form.history.items().len(),
+            3,
+            "an immediate repeat is kept once"
+        );
         assert!(form.recall(true));
         assert_eq!((form.mode, form.name.as_str()), (Mode::Json, "device_del"));
         assert!(form.args.contains("\"x\""));
         assert!(form.recall(true));
-        assert_eq!((form.mode, form.hmp.as_str()), (Mode::Hmp, "info registers"));
+        assert_eq!(
+            (form.mode, form.hmp.as_str()),
+            (Mode::Hmp, "info registers")
+        );
         assert!(form.recall(true));
         assert!(!form.recall(true), "the oldest is the end");
         assert_eq!(form.name, "query-status");
@@ -354,9 +415,15 @@ mod tests {
         let stored = form.history.to_json();
         let back = History::from_json(&stored);
         assert_eq!(back.items(), form.history.items());
-        assert!(History::from_json(&json!([{"mode": "zz"}, 3, {"mode": "raw", "text": "{}"}])).items().len() == 1);
+        assert!(
+            History::from_json(&json!([{"mode": "zz"}, 3, {"mode": "raw", "text": "{}"}]))
+                .items()
+                .len()
+                == 1
+        );
         for _ in 0..History::CAP + 10 {
-            form.history.push(Request::Raw(format!("{}", form.history.items().len())));
+            form.history
+                .push(Request::Raw(format!("{}", form.history.items().len())));
         }
         assert_eq!(form.history.items().len(), History::CAP);
     }

@@ -114,19 +114,26 @@ mod tests {
     use qmp::Message;
 
     fn push(log: &mut EventLog, text: &str) {
-        let Ok(Message::Event(e)) = Message::parse(text) else { panic!("not an event: {text}") };
+        let Ok(Message::Event(e)) = Message::parse(text) else {
+            panic!("not an event: {text}")
+        };
         log.push(e, text);
     }
 
     fn event(name: &str, n: u64) -> String {
-        format!(r#"{{"event": "{name}", "data": {{"n": {n}}}, "timestamp": {{"seconds": {n}, "microseconds": 250000}}}}"#)
+        format!(
+            r#"{{"event": "{name}", "data": {{"n": {n}}}, "timestamp": {{"seconds": {n}, "microseconds": 250000}}}}"#
+        )
     }
 
     #[test]
     fn a_flood_is_capped_on_the_page_but_counted_and_exported_whole() {
         let mut log = EventLog::default();
         for n in 0..3000 {
-            push(&mut log, &event(if n % 3 == 0 { "STOP" } else { "RESUME" }, n));
+            push(
+                &mut log,
+                &event(if n % 3 == 0 { "STOP" } else { "RESUME" }, n),
+            );
         }
         assert_eq!(log.total(), 3000);
         assert_eq!(log.count("STOP"), 1000);
@@ -150,10 +157,17 @@ mod tests {
         push(&mut log, &event("STOP", 1));
         push(&mut log, &event("JOB_STATUS_CHANGE", 2));
         push(&mut log, &event("RESUME", 3));
-        let names: Vec<String> = log.shown("status").iter().map(|e| e.name.to_string()).collect();
+        let names: Vec<String> = log
+            .shown("status")
+            .iter()
+            .map(|e| e.name.to_string())
+            .collect();
         assert_eq!(names, ["JOB_STATUS_CHANGE"]);
         assert_eq!(log.shown("s").len(), 3);
-        assert_eq!(log.counts().collect::<Vec<_>>(), [("JOB_STATUS_CHANGE", 1), ("RESUME", 1), ("STOP", 1)]);
+        assert_eq!(
+            log.counts().collect::<Vec<_>>(),
+            [("JOB_STATUS_CHANGE", 1), ("RESUME", 1), ("STOP", 1)]
+        );
         log.clear();
         assert_eq!(log.total(), 0);
         assert_eq!(log.counts().count(), 0);
@@ -164,7 +178,10 @@ mod tests {
     #[test]
     fn missing_data_is_an_empty_object() {
         let mut log = EventLog::default();
-        push(&mut log, r#"{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 0}}"#);
+        push(
+            &mut log,
+            r#"{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 0}}"#,
+        );
         assert_eq!(log.shown("")[0].data(), serde_json::json!({}));
     }
 }

@@ -53,7 +53,9 @@ impl Socket {
         let cb = on_input.clone();
         let q = queue.clone();
         let onmessage = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-            let Some(text) = e.data().as_string() else { return };
+            let Some(text) = e.data().as_string() else {
+                return;
+            };
             let mut queue = q.borrow_mut();
             queue.items.push((text, now_ms()));
             if queue.flush.is_none() {
@@ -78,7 +80,10 @@ impl Socket {
                 r if r.is_empty() => format!("connection closed (code {})", e.code()),
                 r => r,
             };
-            cb.emit(Input::Closed { code: e.code(), reason });
+            cb.emit(Input::Closed {
+                code: e.code(),
+                reason,
+            });
         });
         ws.set_onopen(Some(onopen.as_ref().unchecked_ref()));
         ws.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));

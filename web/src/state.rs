@@ -51,7 +51,10 @@ pub enum Input {
     Received(String, f64),
     /// Messages that arrived together, delivered at once so the page renders once.
     Batch(Vec<(String, f64)>),
-    Closed { code: u16, reason: String },
+    Closed {
+        code: u16,
+        reason: String,
+    },
 }
 
 /// The id of the handshake's `qmp_capabilities` command.
@@ -268,12 +271,16 @@ impl Console {
         let (text, id) = match &request {
             Request::Command { name, args } => {
                 let id = Value::String(self.fresh_id());
-                (qmp::message::command(name, args.clone(), Some(id.clone())), Some(id))
+                (
+                    qmp::message::command(name, args.clone(), Some(id.clone())),
+                    Some(id),
+                )
             }
             Request::Hmp(line) => {
                 let id = Value::String(self.fresh_id());
                 let args = json!({ "command-line": line });
-                let text = qmp::message::command("human-monitor-command", Some(args), Some(id.clone()));
+                let text =
+                    qmp::message::command("human-monitor-command", Some(args), Some(id.clone()));
                 (text, Some(id))
             }
             Request::Raw(text) => {
@@ -336,17 +343,19 @@ impl Console {
         let message = match Message::parse(text) {
             Ok(m) => m,
             Err(e) => {
-                self.notices.push(Notice(format!("unreadable message from the bridge: {e}")));
+                self.notices
+                    .push(Notice(format!("unreadable message from the bridge: {e}")));
                 return Vec::new();
             }
         };
         match message {
             Message::Greeting(greeting) if self.phase == Phase::Greeting => {
-                let enable: Vec<&str> = if self.want_oob && greeting.capabilities.iter().any(|c| c == "oob") {
-                    vec!["oob"]
-                } else {
-                    vec![]
-                };
+                let enable: Vec<&str> =
+                    if self.want_oob && greeting.capabilities.iter().any(|c| c == "oob") {
+                        vec!["oob"]
+                    } else {
+                        vec![]
+                    };
                 self.enabled = enable.iter().map(|s| (*s).to_owned()).collect();
                 self.greeting = Some(greeting);
                 self.phase = Phase::Negotiating;
@@ -356,7 +365,8 @@ impl Console {
                 )]
             }
             Message::Greeting(_) => {
-                self.notices.push(Notice("unexpected second greeting".into()));
+                self.notices
+                    .push(Notice("unexpected second greeting".into()));
                 Vec::new()
             }
             Message::Event(event) => {
@@ -383,7 +393,13 @@ impl Console {
         }
     }
 
-    fn reply(&mut self, id: Option<Value>, value: Value, error: Option<QmpError>, at: f64) -> Vec<String> {
+    fn reply(
+        &mut self,
+        id: Option<Value>,
+        value: Value,
+        error: Option<QmpError>,
+        at: f64,
+    ) -> Vec<String> {
         if self.phase == Phase::Negotiating && id == Some(Value::String(CAPABILITIES_ID.into())) {
             return match error {
                 None => {
@@ -410,8 +426,12 @@ impl Console {
             Some(Waiter::Entry(seq)) => self.answer(seq, value, error, at),
             Some(Waiter::Schema) => match (error, Schema::from_value(&value)) {
                 (None, Ok(schema)) => self.schema = Some(Rc::new(schema)),
-                (Some(e), _) => self.notices.push(Notice(format!("query-qmp-schema failed: {}", e.desc))),
-                (None, Err(e)) => self.notices.push(Notice(format!("cannot use QEMU's schema: {e}"))),
+                (Some(e), _) => self
+                    .notices
+                    .push(Notice(format!("query-qmp-schema failed: {}", e.desc))),
+                (None, Err(e)) => self
+                    .notices
+                    .push(Notice(format!("cannot use QEMU's schema: {e}"))),
             },
             Some(Waiter::Status) => {
                 self.status_pending = false;
@@ -421,7 +441,8 @@ impl Console {
             }
             None => {
                 let id = id.map_or_else(|| "no id".to_owned(), |i| format!("id {i}"));
-                self.notices.push(Notice(format!("a reply nobody waits for ({id})")));
+                self.notices
+                    .push(Notice(format!("a reply nobody waits for ({id})")));
             }
         }
         Vec::new()
@@ -447,7 +468,10 @@ mod tests {
         let mut c = Console::new("ws://h/ws".into());
         c.handle(Input::Opened);
         rx(&mut c, GREETING);
-        let out = rx(&mut c, &format!(r#"{{"return": {{}}, "id": "{CAPABILITIES_ID}"}}"#));
+        let out = rx(
+            &mut c,
+            &format!(r#"{{"return": {{}}, "id": "{CAPABILITIES_ID}"}}"#),
+        );
         (c, out)
     }
 
@@ -464,7 +488,10 @@ mod tests {
         assert_eq!(sent["id"], CAPABILITIES_ID);
         assert!(sent.get("arguments").is_none(), "oob only when asked for");
         assert_eq!(c.greeting.as_ref().unwrap().version.to_string(), "7.2.22");
-        let out = rx(&mut c, &format!(r#"{{"return": {{}}, "id": "{CAPABILITIES_ID}"}}"#));
+        let out = rx(
+            &mut c,
+            &format!(r#"{{"return": {{}}, "id": "{CAPABILITIES_ID}"}}"#),
+        );
         assert_eq!(c.phase, Phase::Ready);
         let asked: Vec<Value> = out.iter().map(|f| parse(f)["execute"].clone()).collect();
         assert_eq!(asked, [json!("query-qmp-schema"), json!("query-status")]);
@@ -506,14 +533,29 @@ mod tests {
         c.handle(Input::Opened);
         assert!(rx(&mut c, "not json").is_empty());
         assert_eq!(c.notices.len(), 1);
-        c.handle(Input::Closed { code: 1013, reason: "QMP monitor busy".into() });
-        assert_eq!(c.phase, Phase::Closed { code: 1013, reason: "QMP monitor busy".into() });
+        c.handle(Input::Closed {
+            code: 1013,
+            reason: "QMP monitor busy".into(),
+        });
+        assert_eq!(
+            c.phase,
+            Phase::Closed {
+                code: 1013,
+                reason: "QMP monitor busy".into()
+            }
+        );
     }
 
     #[test]
     fn nothing_is_sent_before_ready() {
         let mut c = Console::new(String::new());
-        let r = c.send(Request::Command { name: "stop".into(), args: None }, 0.0);
+        let r = c.send(
+            Request::Command {
+                name: "stop".into(),
+                args: None,
+            },
+            0.0,
+        );
         assert_eq!(r, Err("not connected (connecting)".into()));
         assert!(c.transcript.is_empty());
     }
@@ -521,9 +563,30 @@ mod tests {
     #[test]
     fn replies_match_by_id_out_of_order() {
         let (mut c, _) = ready();
-        let a = parse(&c.send(Request::Command { name: "query-status".into(), args: None }, 10.0).unwrap());
-        assert_eq!(a["id"], "c1", "the console's own requests use ids of their own");
-        let b = parse(&c.send(Request::Command { name: "device_del".into(), args: Some(json!({"id": "x"})) }, 20.0).unwrap());
+        let a = parse(
+            &c.send(
+                Request::Command {
+                    name: "query-status".into(),
+                    args: None,
+                },
+                10.0,
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            a["id"], "c1",
+            "the console's own requests use ids of their own"
+        );
+        let b = parse(
+            &c.send(
+                Request::Command {
+                    name: "device_del".into(),
+                    args: Some(json!({"id": "x"})),
+                },
+                20.0,
+            )
+            .unwrap(),
+        );
         assert_ne!(a["id"], b["id"], "fresh ids");
         assert_eq!(b["arguments"], json!({"id": "x"}));
         // b answers first
@@ -552,10 +615,15 @@ mod tests {
     fn raw_and_hmp_requests() {
         let (mut c, _) = ready();
         let raw = r#"{"exec-oob": "migrate-pause", "id": 42}"#;
-        assert_eq!(c.send(Request::Raw(raw.into()), 0.0).unwrap(), raw, "sent as typed");
+        assert_eq!(
+            c.send(Request::Raw(raw.into()), 0.0).unwrap(),
+            raw,
+            "sent as typed"
+        );
         assert_eq!(c.transcript[0].id, "42");
         assert_eq!(c.transcript[0].request.title(), "raw: migrate-pause");
-        c.send(Request::Raw(r#"{"execute": "stop"}"#.into()), 0.0).unwrap();
+        c.send(Request::Raw(r#"{"execute": "stop"}"#.into()), 0.0)
+            .unwrap();
         assert_eq!(c.transcript[1].id, "");
         let hmp = parse(&c.send(Request::Hmp("info status".into()), 0.0).unwrap());
         assert_eq!(hmp["execute"], "human-monitor-command");
@@ -564,15 +632,31 @@ mod tests {
         rx(&mut c, r#"{"return": {}}"#);
         assert!(c.transcript[1].reply.is_some());
         assert!(c.transcript[0].reply.is_none());
-        rx(&mut c, &json!({"return": "VM status: paused\r\n", "id": hmp["id"]}).to_string());
-        assert_eq!(*c.transcript[2].reply.as_ref().unwrap().value, json!("VM status: paused\r\n"));
+        rx(
+            &mut c,
+            &json!({"return": "VM status: paused\r\n", "id": hmp["id"]}).to_string(),
+        );
+        assert_eq!(
+            *c.transcript[2].reply.as_ref().unwrap().value,
+            json!("VM status: paused\r\n")
+        );
     }
 
     #[test]
     fn close_fails_what_is_unanswered() {
         let (mut c, _) = ready();
-        c.send(Request::Command { name: "quit".into(), args: None }, 0.0).unwrap();
-        c.handle(Input::Closed { code: 1000, reason: "QEMU closed the monitor".into() });
+        c.send(
+            Request::Command {
+                name: "quit".into(),
+                args: None,
+            },
+            0.0,
+        )
+        .unwrap();
+        c.handle(Input::Closed {
+            code: 1000,
+            reason: "QEMU closed the monitor".into(),
+        });
         let r = c.transcript[0].reply.as_ref().unwrap();
         assert_eq!(r.error.as_ref().unwrap().class, "ConnectionClosed");
         c.connecting();
@@ -585,12 +669,24 @@ mod tests {
         let (mut c, out) = ready();
         let schema_id = parse(&out[0])["id"].clone();
         let status_id = parse(&out[1])["id"].clone();
-        let schema: Value = serde_json::from_str(include_str!("../../qmp/tests/data/qemu-7.2-schema.json")).unwrap();
-        c.handle(Input::Received(json!({"return": schema, "id": schema_id}).to_string(), 0.0));
+        let schema: Value =
+            serde_json::from_str(include_str!("../../qmp/tests/data/qemu-7.2-schema.json"))
+                .unwrap();
+        c.handle(Input::Received(
+            json!({"return": schema, "id": schema_id}).to_string(),
+            0.0,
+        ));
         assert_eq!(c.schema.as_ref().unwrap().commands().len(), 216);
-        rx(&mut c, &json!({"return": {"status": "prelaunch", "running": false}, "id": status_id}).to_string());
+        rx(
+            &mut c,
+            &json!({"return": {"status": "prelaunch", "running": false}, "id": status_id})
+                .to_string(),
+        );
         assert_eq!(c.vm_status.as_deref(), Some("prelaunch"));
-        assert!(c.transcript.is_empty(), "the console's own requests stay out of the transcript");
+        assert!(
+            c.transcript.is_empty(),
+            "the console's own requests stay out of the transcript"
+        );
         assert!(c.notices.is_empty(), "{:?}", c.notices);
     }
 
@@ -598,7 +694,10 @@ mod tests {
     fn events_move_the_status_and_ask_again_once() {
         let (mut c, out) = ready();
         let status_id = parse(&out[1])["id"].clone();
-        rx(&mut c, &json!({"return": {"status": "prelaunch"}, "id": status_id}).to_string());
+        rx(
+            &mut c,
+            &json!({"return": {"status": "prelaunch"}, "id": status_id}).to_string(),
+        );
         let resume = r#"{"event": "RESUME", "timestamp": {"seconds": 1, "microseconds": 0}}"#;
         let out = rx(&mut c, resume);
         assert_eq!(c.vm_status.as_deref(), Some("running"));
@@ -606,7 +705,10 @@ mod tests {
         let stop = r#"{"event": "STOP", "timestamp": {"seconds": 2, "microseconds": 0}}"#;
         assert!(rx(&mut c, stop).is_empty(), "one status query at a time");
         assert_eq!(c.vm_status.as_deref(), Some("paused"));
-        rx(&mut c, &json!({"return": {"status": "paused"}, "id": parse(&out[0])["id"]}).to_string());
+        rx(
+            &mut c,
+            &json!({"return": {"status": "paused"}, "id": parse(&out[0])["id"]}).to_string(),
+        );
         let shutdown = r#"{"event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}, "timestamp": {"seconds": 3, "microseconds": 0}}"#;
         assert_eq!(rx(&mut c, shutdown).len(), 1);
         assert_eq!(c.vm_status.as_deref(), Some("shutdown"));
@@ -619,7 +721,17 @@ mod tests {
     #[test]
     fn a_batch_is_handled_in_order() {
         let (mut c, _) = ready();
-        let id = parse(&c.send(Request::Command { name: "stop".into(), args: None }, 0.0).unwrap())["id"].clone();
+        let id = parse(
+            &c.send(
+                Request::Command {
+                    name: "stop".into(),
+                    args: None,
+                },
+                0.0,
+            )
+            .unwrap(),
+        )["id"]
+            .clone();
         let ev = r#"{"event": "STOP", "timestamp": {"seconds": 2, "microseconds": 0}}"#;
         let batch = vec![
             (ev.to_owned(), 1.0),
@@ -640,7 +752,14 @@ mod tests {
     fn transcript_is_capped() {
         let (mut c, _) = ready();
         for _ in 0..TRANSCRIPT_CAP + 5 {
-            c.send(Request::Command { name: "query-status".into(), args: None }, 0.0).unwrap();
+            c.send(
+                Request::Command {
+                    name: "query-status".into(),
+                    args: None,
+                },
+                0.0,
+            )
+            .unwrap();
         }
         assert_eq!(c.transcript.len(), TRANSCRIPT_CAP);
         assert_eq!(c.transcript[0].seq, 6);

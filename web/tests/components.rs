@@ -9,7 +9,7 @@ use std::time::Duration;
 use qmp_web::components::{
     CommandForm, CommandFormProps, EntryRef, EventPanel, EventPanelProps, EventRef, FormMsg,
     Header, HeaderProps, JsonTree, JsonTreeProps, QuickAction, QuickActions, QuickActionsProps,
-    Shared, Transcript, TranscriptProps, TypeRef, PAGE,
+    Shared, Transcript, TranscriptProps, PAGE,
 };
 use qmp_web::editor::{Form, Mode};
 use qmp_web::events::{EventLog, SHOWN};
@@ -65,7 +65,11 @@ fn recorder<T: 'static>() -> (Callback<T>, Rc<RefCell<Vec<T>>>) {
 
 fn greeting() -> qmp::Greeting {
     qmp::Greeting {
-        version: qmp::Version { major: 7, minor: 2, micro: 22 },
+        version: qmp::Version {
+            major: 7,
+            minor: 2,
+            micro: 22,
+        },
         package: "Debian 1:7.2".into(),
         capabilities: vec!["oob".into()],
     }
@@ -83,10 +87,16 @@ async fn header_shows_phase_greeting_and_status() {
     yew::Renderer::<Header>::with_root_and_props(root.clone(), props).render();
     settle().await;
     assert_eq!(testid(&root, "connection-state").as_deref(), Some("ready"));
-    assert_eq!(testid(&root, "greeting").as_deref(), Some("QEMU 7.2.22 (Debian 1:7.2)"));
+    assert_eq!(
+        testid(&root, "greeting").as_deref(),
+        Some("QEMU 7.2.22 (Debian 1:7.2)")
+    );
     assert_eq!(testid(&root, "vm-status").as_deref(), Some("paused"));
     assert_eq!(testid(&root, "connect").as_deref(), Some("Disconnect"));
-    assert!(testid(&root, "oob").is_some(), "QEMU offers oob: the choice is shown");
+    assert!(
+        testid(&root, "oob").is_some(),
+        "QEMU offers oob: the choice is shown"
+    );
     assert_eq!(testid(&root, "close-reason"), None);
 }
 
@@ -96,7 +106,10 @@ async fn header_shows_the_close_reason_and_connects() {
     let (on_connect, seen) = recorder::<bool>();
     let props = props!(HeaderProps {
         url: "ws://h/ws",
-        phase: Phase::Closed { code: 1013, reason: "QMP monitor busy".into() },
+        phase: Phase::Closed {
+            code: 1013,
+            reason: "QMP monitor busy".into()
+        },
         greeting: None,
         retry_in: Some(4),
         on_connect,
@@ -104,7 +117,10 @@ async fn header_shows_the_close_reason_and_connects() {
     yew::Renderer::<Header>::with_root_and_props(root.clone(), props).render();
     settle().await;
     assert_eq!(testid(&root, "connection-state").as_deref(), Some("closed"));
-    assert_eq!(testid(&root, "close-reason").as_deref(), Some("QMP monitor busy (1013)"));
+    assert_eq!(
+        testid(&root, "close-reason").as_deref(),
+        Some("QMP monitor busy (1013)")
+    );
     assert_eq!(testid(&root, "retry").as_deref(), Some("retrying in 4 s"));
     assert_eq!(testid(&root, "greeting"), None);
     assert_eq!(testid(&root, "vm-status"), None);
@@ -117,12 +133,37 @@ fn console_with_replies() -> Console {
     let mut c = Console::new(String::new());
     c.handle(Input::Opened);
     c.handle(Input::Received(GREETING.into(), 0.0));
-    let caps = format!(r#"{{"return": {{}}, "id": "{}"}}"#, qmp_web::state::CAPABILITIES_ID);
+    let caps = format!(
+        r#"{{"return": {{}}, "id": "{}"}}"#,
+        qmp_web::state::CAPABILITIES_ID
+    );
     c.handle(Input::Received(caps, 0.0));
-    c.send(Request::Command { name: "query-status".into(), args: None }, 0.0).unwrap();
-    c.send(Request::Command { name: "device_del".into(), args: Some(json!({"id": "x"})) }, 0.0).unwrap();
-    c.send(Request::Command { name: "stop".into(), args: None }, 0.0).unwrap();
-    let err = r#"{"error": {"class": "DeviceNotFound", "desc": "Device 'x' not found"}, "id": "c2"}"#;
+    c.send(
+        Request::Command {
+            name: "query-status".into(),
+            args: None,
+        },
+        0.0,
+    )
+    .unwrap();
+    c.send(
+        Request::Command {
+            name: "device_del".into(),
+            args: Some(json!({"id": "x"})),
+        },
+        0.0,
+    )
+    .unwrap();
+    c.send(
+        Request::Command {
+            name: "stop".into(),
+            args: None,
+        },
+        0.0,
+    )
+    .unwrap();
+    let err =
+        r#"{"error": {"class": "DeviceNotFound", "desc": "Device 'x' not found"}, "id": "c2"}"#;
     c.handle(Input::Received(err.into(), 1.0));
     let ok = r#"{"return": {"status": "paused", "running": false}, "id": "c1"}"#;
     c.handle(Input::Received(ok.into(), 2.0));
@@ -135,7 +176,7 @@ async fn transcript_pairs_requests_with_replies() {
     let c = console_with_replies();
     let (on_rerun, reruns) = recorder::<Request>();
     let props = props!(TranscriptProps {
-        entries: c.transcript.iter().cloned().map(EntryRef).collect::<Vec<_>>(),
+        entries: c.transcript.iter().cloned().map(Shared).collect::<Vec<_>>(),
         on_rerun,
     });
     yew::Renderer::<Transcript>::with_root_and_props(root.clone(), props).render();
@@ -143,7 +184,12 @@ async fn transcript_pairs_requests_with_replies() {
     let entries = all(&root, "[data-testid=response]");
     let attrs: Vec<(String, Option<String>)> = entries
         .iter()
-        .map(|e| (e.get_attribute("data-id").unwrap(), e.get_attribute("data-ok")))
+        .map(|e| {
+            (
+                e.get_attribute("data-id").unwrap(),
+                e.get_attribute("data-ok"),
+            )
+        })
         .collect();
     assert_eq!(
         attrs,
@@ -154,17 +200,32 @@ async fn transcript_pairs_requests_with_replies() {
         ],
         "newest first; ok only once answered"
     );
-    assert_eq!(testid(&root, "error").as_deref(), Some("DeviceNotFound: Device 'x' not found"));
+    assert_eq!(
+        testid(&root, "error").as_deref(),
+        Some("DeviceNotFound: Device 'x' not found")
+    );
     assert!(entries[2].text_content().unwrap().contains("\"paused\""));
     click(&root, "[data-id=c1] [data-testid=rerun]");
-    assert_eq!(*reruns.borrow(), [Request::Command { name: "query-status".into(), args: None }]);
+    assert_eq!(
+        *reruns.borrow(),
+        [Request::Command {
+            name: "query-status".into(),
+            args: None
+        }]
+    );
 }
 
 #[wasm_bindgen_test]
 async fn a_large_reply_renders_a_page_at_a_time() {
     let root = mount_point();
-    let big: Value = Value::Array((0..1000).map(|i| json!({"name": format!("cmd-{i}"), "n": i})).collect());
-    let props = JsonTreeProps { value: Shared(Rc::new(big)) };
+    let big: Value = Value::Array(
+        (0..1000)
+            .map(|i| json!({"name": format!("cmd-{i}"), "n": i}))
+            .collect(),
+    );
+    let props = JsonTreeProps {
+        value: Shared(Rc::new(big)),
+    };
     yew::Renderer::<JsonTree>::with_root_and_props(root.clone(), props).render();
     settle().await;
     // the root and one closed line per child of the first page
@@ -174,7 +235,11 @@ async fn a_large_reply_renders_a_page_at_a_time() {
     assert_eq!(all(&root, ".node").len(), 1 + 2 * PAGE);
     click(&root, ".children .toggle");
     settle().await;
-    assert_eq!(all(&root, ".node").len(), 1 + 2 * PAGE + 2, "an opened child shows its members");
+    assert_eq!(
+        all(&root, ".node").len(),
+        1 + 2 * PAGE + 2,
+        "an opened child shows its members"
+    );
 }
 
 #[wasm_bindgen_test]
@@ -183,14 +248,21 @@ async fn the_event_panel_is_capped_but_counts_everything() {
     let mut log = EventLog::default();
     for n in 0..2000u64 {
         let name = if n % 4 == 0 { "STOP" } else { "RESUME" };
-        let text = format!(r#"{{"event": "{name}", "data": {{"n": {n}}}, "timestamp": {{"seconds": 1700000000, "microseconds": 0}}}}"#);
-        let Ok(qmp::Message::Event(e)) = qmp::Message::parse(&text) else { panic!() };
+        let text = format!(
+            r#"{{"event": "{name}", "data": {{"n": {n}}}, "timestamp": {{"seconds": 1700000000, "microseconds": 0}}}}"#
+        );
+        let Ok(qmp::Message::Event(e)) = qmp::Message::parse(&text) else {
+            panic!()
+        };
         log.push(e, &text);
     }
     let (on_filter, filters) = recorder::<String>();
     let props = props!(EventPanelProps {
-        shown: log.shown("").into_iter().map(EventRef).collect::<Vec<_>>(),
-        counts: log.counts().map(|(n, k)| (AttrValue::from(n.to_owned()), k)).collect::<Vec<_>>(),
+        shown: log.shown("").into_iter().map(Shared).collect::<Vec<_>>(),
+        counts: log
+            .counts()
+            .map(|(n, k)| (AttrValue::from(n.to_owned()), k))
+            .collect::<Vec<_>>(),
         total: log.total(),
         filter: "",
         on_filter,
@@ -200,78 +272,159 @@ async fn the_event_panel_is_capped_but_counts_everything() {
     let rows = all(&root, "[data-testid=event]");
     assert_eq!(rows.len(), SHOWN);
     assert_eq!(rows[0].get_attribute("data-name").as_deref(), Some("STOP"));
-    assert!(rows.last().unwrap().text_content().unwrap().contains("\"n\":1999"));
-    let counts: Vec<String> = all(&root, "[data-testid=event-count]").iter().map(|e| e.text_content().unwrap()).collect();
+    assert!(rows
+        .last()
+        .unwrap()
+        .text_content()
+        .unwrap()
+        .contains("\"n\":1999"));
+    let counts: Vec<String> = all(&root, "[data-testid=event-count]")
+        .iter()
+        .map(|e| e.text_content().unwrap())
+        .collect();
     assert_eq!(counts, ["RESUME1500", "STOP500"]);
     click(&root, "[data-testid=event-count][data-name=STOP]");
     assert_eq!(*filters.borrow(), ["STOP"]);
     assert_eq!(testid(&root, "events-pause").as_deref(), Some("❚❚ scroll"));
     click(&root, "[data-testid=events-pause]");
     settle().await;
-    assert_eq!(testid(&root, "events-pause").as_deref(), Some("▶ scroll"), "auto-scroll paused");
+    assert_eq!(
+        testid(&root, "events-pause").as_deref(),
+        Some("▶ scroll"),
+        "auto-scroll paused"
+    );
 }
 
 fn form_props(form: Form, on: Callback<FormMsg>) -> CommandFormProps {
-    let schema = qmp::Schema::parse(include_str!("../../qmp/tests/data/qemu-7.2-schema.json")).unwrap();
+    let schema =
+        qmp::Schema::parse(include_str!("../../qmp/tests/data/qemu-7.2-schema.json")).unwrap();
     let check = form.check(Some(&schema));
-    let args_type = schema.argument_type(form.name.trim()).ok().map(|t| TypeRef(Rc::new(t)));
+    let args_type = schema
+        .argument_type(form.name.trim())
+        .ok()
+        .map(|t| Shared(Rc::new(t)));
     let completions = schema
         .completions(&form.name, 8)
         .into_iter()
         .map(|n| AttrValue::from(n.to_owned()))
         .collect::<Vec<_>>();
-    props!(CommandFormProps { form, check, completions, args_type, ready: true, on })
+    props!(CommandFormProps {
+        form,
+        check,
+        completions,
+        args_type,
+        ready: true,
+        on
+    })
 }
 
 #[wasm_bindgen_test]
 async fn the_form_shows_syntax_errors_and_schema_problems() {
     let root = mount_point();
     let (on, msgs) = recorder::<FormMsg>();
-    let form = Form { name: "device_del".into(), args: "{\"id\" 1}".into(), ..Form::default() };
-    yew::Renderer::<CommandForm>::with_root_and_props(root.clone(), form_props(form, on.clone())).render();
+    let form = Form {
+        name: "device_del".into(),
+        args: "{\"id\" 1}".into(),
+        ..Form::default()
+    };
+    yew::Renderer::<CommandForm>::with_root_and_props(root.clone(), form_props(form, on.clone()))
+        .render();
     settle().await;
-    assert_eq!(testid(&root, "syntax-error").as_deref(), Some("line 1, column 7: expected `:`"));
-    assert_eq!(testid(&root, "send-anyway"), None, "a syntax error can not be sent anyway");
-    let args = root.query_selector("[data-testid=args-view] [data-name=id]").unwrap().unwrap();
+    assert_eq!(
+        testid(&root, "syntax-error").as_deref(),
+        Some("line 1, column 7: expected `:`")
+    );
+    assert_eq!(
+        testid(&root, "send-anyway"),
+        None,
+        "a syntax error can not be sent anyway"
+    );
+    let args = root
+        .query_selector("[data-testid=args-view] [data-name=id]")
+        .unwrap()
+        .unwrap();
     assert_eq!(args.text_content().unwrap(), "idstrrequired");
 
     let root = mount_point();
-    let form = Form { name: "device_del".into(), args: "{\"idd\": \"x\"}".into(), ..Form::default() };
+    let form = Form {
+        name: "device_del".into(),
+        args: "{\"idd\": \"x\"}".into(),
+        ..Form::default()
+    };
     yew::Renderer::<CommandForm>::with_root_and_props(root.clone(), form_props(form, on)).render();
     settle().await;
-    let problems: Vec<String> = all(&root, "[data-testid=problems] li").iter().map(|e| e.text_content().unwrap()).collect();
-    assert_eq!(problems, ["$.id: required member missing", "$.idd: unknown member"]);
+    let problems: Vec<String> = all(&root, "[data-testid=problems] li")
+        .iter()
+        .map(|e| e.text_content().unwrap())
+        .collect();
+    assert_eq!(
+        problems,
+        ["$.id: required member missing", "$.idd: unknown member"]
+    );
     click(&root, "[data-testid=send-anyway]");
     click(&root, "[data-testid=send]");
     // Ctrl+Enter in the arguments sends too
-    let area = root.query_selector("[data-testid=command-args]").unwrap().unwrap();
+    let area = root
+        .query_selector("[data-testid=command-args]")
+        .unwrap()
+        .unwrap();
     let init = web_sys::KeyboardEventInit::new();
     init.set_key("Enter");
     init.set_ctrl_key(true);
     init.set_bubbles(true);
     let ev = web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap();
     area.dispatch_event(&ev).unwrap();
-    assert_eq!(*msgs.borrow(), [FormMsg::Send(true), FormMsg::Send(false), FormMsg::Send(false)]);
+    assert_eq!(
+        *msgs.borrow(),
+        [
+            FormMsg::Send(true),
+            FormMsg::Send(false),
+            FormMsg::Send(false)
+        ]
+    );
 }
 
 #[wasm_bindgen_test]
 async fn the_form_completes_command_names() {
     let root = mount_point();
     let (on, msgs) = recorder::<FormMsg>();
-    let form = Form { name: "query-st".into(), ..Form::default() };
+    let form = Form {
+        name: "query-st".into(),
+        ..Form::default()
+    };
     yew::Renderer::<CommandForm>::with_root_and_props(root.clone(), form_props(form, on)).render();
     settle().await;
-    let chips: Vec<String> = all(&root, ".completion").iter().map(|e| e.text_content().unwrap()).collect();
-    assert_eq!(chips, ["query-stats", "query-stats-schemas", "query-status"]);
+    let chips: Vec<String> = all(&root, ".completion")
+        .iter()
+        .map(|e| e.text_content().unwrap())
+        .collect();
+    assert_eq!(
+        chips,
+        ["query-stats", "query-stats-schemas", "query-status"]
+    );
     click(&root, ".completion:nth-child(3)");
     assert_eq!(*msgs.borrow(), [FormMsg::Choose("query-status".into())]);
     // HMP mode has its own line
     let root = mount_point();
-    let form = Form { mode: Mode::Hmp, hmp: "info status".into(), ..Form::default() };
-    yew::Renderer::<CommandForm>::with_root_and_props(root.clone(), form_props(form, Callback::noop())).render();
+    let form = Form {
+        mode: Mode::Hmp,
+        hmp: "info status".into(),
+        ..Form::default()
+    };
+    yew::Renderer::<CommandForm>::with_root_and_props(
+        root.clone(),
+        form_props(form, Callback::noop()),
+    )
+    .render();
     settle().await;
-    assert!(root.query_selector("[data-testid=hmp-line]").unwrap().is_some());
-    assert!(root.query_selector("[data-testid=command-args]").unwrap().is_none());
+    assert!(root
+        .query_selector("[data-testid=hmp-line]")
+        .unwrap()
+        .is_some());
+    assert!(root
+        .query_selector("[data-testid=command-args]")
+        .unwrap()
+        .is_none());
 }
 
 #[wasm_bindgen_test]
@@ -310,5 +463,9 @@ async fn app_reports_a_failed_connection() {
     }
     assert_eq!(testid(&root, "connection-state").as_deref(), Some("closed"));
     assert!(testid(&root, "close-reason").is_some_and(|r| !r.is_empty()));
-    assert_eq!(testid(&root, "send").map(|_| ()), Some(()), "the form is there");
+    assert_eq!(
+        testid(&root, "send").map(|_| ()),
+        Some(()),
+        "the form is there"
+    );
 }

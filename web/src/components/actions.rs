@@ -45,13 +45,18 @@ impl QuickAction {
 
     /// Asks before sending: it resets, powers down or ends the VM.
     pub fn destructive(self) -> bool {
-        matches!(self, QuickAction::Reset | QuickAction::PowerDown | QuickAction::Quit)
+        matches!(
+            self,
+            QuickAction::Reset | QuickAction::PowerDown | QuickAction::Quit
+        )
     }
 
     /// What the confirmation says.
     pub fn question(self) -> &'static str {
         match self {
-            QuickAction::Reset => "Reset the VM? The guest restarts at once, unsaved guest data is lost.",
+            QuickAction::Reset => {
+                "Reset the VM? The guest restarts at once, unsaved guest data is lost."
+            }
             QuickAction::PowerDown => "Power the VM down? The guest is asked to shut down (ACPI).",
             QuickAction::Quit => "Quit QEMU? The VM ends at once and the connection closes.",
             _ => "",

@@ -11,6 +11,7 @@ use qmp::schema::{Arg, TypeNode};
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
+use super::json_tree::Shared;
 use crate::editor::{Check, Form, Mode};
 
 /// What the form asks of its owner.
@@ -34,14 +35,7 @@ pub enum FormMsg {
 }
 
 /// A resolved argument type shared by pointer.
-#[derive(Debug, Clone)]
-pub struct TypeRef(pub Rc<TypeNode>);
-
-impl PartialEq for TypeRef {
-    fn eq(&self, other: &Self) -> bool {
-        Rc::ptr_eq(&self.0, &other.0)
-    }
-}
+pub type TypeRef = Shared<TypeNode>;
 
 #[derive(Properties, PartialEq)]
 pub struct CommandFormProps {
@@ -61,7 +55,11 @@ pub struct CommandFormProps {
     pub on: Callback<FormMsg>,
 }
 
-fn keys(on: &Callback<FormMsg>, line: bool, complete: Option<AttrValue>) -> Callback<KeyboardEvent> {
+fn keys(
+    on: &Callback<FormMsg>,
+    line: bool,
+    complete: Option<AttrValue>,
+) -> Callback<KeyboardEvent> {
     let on = on.clone();
     Callback::from(move |e: KeyboardEvent| {
         let ctrl = e.ctrl_key() || e.meta_key();
@@ -105,8 +103,14 @@ pub fn command_form(props: &CommandFormProps) -> Html {
         on.reform(move |e: InputEvent| f(e.target_unchecked_into::<HtmlTextAreaElement>().value()))
     };
     // Tab / Enter take the first completion unless the name is already exact
-    let exact = props.args_type.is_some() && props.completions.first().is_some_and(|c| **c == *form.name.trim());
-    let complete = (!exact).then(|| props.completions.first().cloned()).flatten();
+    let exact = props.args_type.is_some()
+        && props
+            .completions
+            .first()
+            .is_some_and(|c| **c == *form.name.trim());
+    let complete = (!exact)
+        .then(|| props.completions.first().cloned())
+        .flatten();
     let body = match form.mode {
         Mode::Json => {
             let chips = props.completions.iter().filter(|_| !exact).map(|c| {
@@ -207,7 +211,11 @@ pub struct ArgsViewProps {
 #[function_component(ArgsView)]
 pub fn args_view(props: &ArgsViewProps) -> Html {
     match &*props.ty.0 {
-        TypeNode::Object { members, tag, variants } if members.is_empty() && variants.is_empty() => {
+        TypeNode::Object {
+            members,
+            tag,
+            variants,
+        } if members.is_empty() && variants.is_empty() => {
             let _ = tag;
             html! { <div class="args-view muted" data-testid="args-view">{ "no arguments" }</div> }
         }
@@ -227,7 +235,12 @@ struct TypeViewProps {
 /// The members (and variants) of an object type, one line each.
 #[function_component(TypeView)]
 fn type_view(props: &TypeViewProps) -> Html {
-    let TypeNode::Object { members, tag, variants } = &*props.node else {
+    let TypeNode::Object {
+        members,
+        tag,
+        variants,
+    } = &*props.node
+    else {
         return html! {};
     };
     html! {
@@ -301,7 +314,11 @@ fn arg_line(props: &ArgLineProps) -> Html {
     };
     let values = enum_values(&a.ty).map(|v| {
         let shown: Vec<&str> = v.iter().take(40).map(String::as_str).collect();
-        let more = if v.len() > shown.len() { format!(" … ({} in all)", v.len()) } else { String::new() };
+        let more = if v.len() > shown.len() {
+            format!(" … ({} in all)", v.len())
+        } else {
+            String::new()
+        };
         html! { <span class="enum">{ format!("{}{more}", shown.join(" | ")) }</span> }
     });
     html! {

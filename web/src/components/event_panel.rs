@@ -1,22 +1,14 @@
 //! Live events: local time, name, data; filter, pause auto-scroll, clear, per-name counts,
 //! export. Shows at most [`crate::events::SHOWN`] rows whatever the flood.
 
-use std::rc::Rc;
-
 use wasm_bindgen::JsValue;
 use yew::prelude::*;
 
+use super::json_tree::Shared;
 use crate::events::EventRecord;
 
 /// An event shared by pointer.
-#[derive(Debug, Clone)]
-pub struct EventRef(pub Rc<EventRecord>);
-
-impl PartialEq for EventRef {
-    fn eq(&self, other: &Self) -> bool {
-        Rc::ptr_eq(&self.0, &other.0)
-    }
-}
+pub type EventRef = Shared<EventRecord>;
 
 #[derive(Properties, PartialEq)]
 pub struct EventPanelProps {
@@ -64,7 +56,12 @@ pub fn event_panel(props: &EventPanelProps) -> Html {
     }
     let on_filter = {
         let cb = props.on_filter.clone();
-        Callback::from(move |e: InputEvent| cb.emit(e.target_unchecked_into::<web_sys::HtmlInputElement>().value()))
+        Callback::from(move |e: InputEvent| {
+            cb.emit(
+                e.target_unchecked_into::<web_sys::HtmlInputElement>()
+                    .value(),
+            )
+        })
     };
     let filter_keys = {
         let cb = props.on_filter.clone();

@@ -10,12 +10,18 @@ use yew::prelude::*;
 /// Children shown per page of an open node.
 pub const PAGE: usize = 100;
 
-/// A JSON value shared by pointer: equal when it is the same allocation, so comparing
-/// props never walks a large reply.
-#[derive(Debug, Clone)]
-pub struct Shared(pub Rc<Value>);
+/// Data shared by pointer: equal when it is the same allocation, so comparing props never
+/// walks a large reply, a long log or a deep type.
+#[derive(Debug)]
+pub struct Shared<T>(pub Rc<T>);
 
-impl PartialEq for Shared {
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
+    }
+}
+
+impl<T> PartialEq for Shared<T> {
     fn eq(&self, other: &Self) -> bool {
         Rc::ptr_eq(&self.0, &other.0)
     }
@@ -72,14 +78,18 @@ pub fn preview(v: &Value, budget: usize) -> String {
 
 #[derive(Properties, PartialEq)]
 pub struct JsonTreeProps {
-    pub value: Shared,
+    pub value: Shared<Value>,
 }
 
 /// The tree of a whole value; the root starts open.
 #[function_component(JsonTree)]
 pub fn json_tree(props: &JsonTreeProps) -> Html {
     // a small reply opens whole (a few levels); a large one opens only its root
-    let open_depth = if nodes_up_to(&props.value.0, SMALL) < SMALL { 4 } else { 1 };
+    let open_depth = if nodes_up_to(&props.value.0, SMALL) < SMALL {
+        4
+    } else {
+        1
+    };
     html! {
         <div class="json-tree mono">
             <JsonNode root={props.value.clone()} path={Rc::new(Vec::new())} label={None::<AttrValue>}
@@ -110,7 +120,7 @@ pub fn nodes_up_to(v: &Value, limit: usize) -> usize {
 
 #[derive(Properties, PartialEq)]
 struct NodeProps {
-    root: Shared,
+    root: Shared<Value>,
     path: Rc<Vec<Seg>>,
     label: Option<AttrValue>,
     depth: usize,
@@ -130,7 +140,10 @@ fn json_node(props: &NodeProps) -> Html {
     let open = use_state(|| start_open);
     let shown = use_state(|| PAGE);
     let Some(value) = value else { return html! {} };
-    let key = props.label.clone().map(|l| html! { <span class="key">{ l }{ ": " }</span> });
+    let key = props
+        .label
+        .clone()
+        .map(|l| html! { <span class="key">{ l }{ ": " }</span> });
     if size == 0 {
         let class = match value {
             Value::String(_) => "str",
@@ -165,7 +178,9 @@ fn json_node(props: &NodeProps) -> Html {
         }
     };
     let children: Html = match value {
-        Value::Array(a) => (0..a.len().min(*shown)).map(|i| child(Seg::Index(i), i.to_string())).collect(),
+        Value::Array(a) => (0..a.len().min(*shown))
+            .map(|i| child(Seg::Index(i), i.to_string()))
+            .collect(),
         Value::Object(o) => o
             .keys()
             .take(*shown)
@@ -203,9 +218,15 @@ mod tests {
 
     #[test]
     fn previews_are_one_short_line() {
-        assert_eq!(preview(&json!({"name": "query-status", "arg-type": "0"}), 80), r#"{arg-type: "0", name: "query-status"}"#);
+        assert_eq!(
+            preview(&json!({"name": "query-status", "arg-type": "0"}), 80),
+            r#"{arg-type: "0", name: "query-status"}"#
+        );
         assert_eq!(preview(&json!([1, 2, 3]), 80), "[3 items]");
-        assert_eq!(preview(&json!({"a": {"b": 1}, "c": [], "d": [true]}), 80), "{a: {…}, c: [], d: [1 item]}");
+        assert_eq!(
+            preview(&json!({"a": {"b": 1}, "c": [], "d": [true]}), 80),
+            "{a: {…}, c: [], d: [1 item]}"
+        );
         let long = preview(&json!("x".repeat(500)), 80);
         assert!(long.chars().count() <= 81 && long.ends_with('…'));
     }

@@ -1,23 +1,14 @@
 //! The transcript: each request beside its reply (matched by id in the state), newest
 //! first, with latency, errors up front, the reply as a lazy tree, copy and re-run.
 
-use std::rc::Rc;
-
 use serde_json::Value;
 use yew::prelude::*;
 
 use super::json_tree::{JsonTree, Shared};
 use crate::state::{Entry, Request};
 
-/// A transcript entry shared by pointer (cheap prop comparison).
-#[derive(Debug, Clone)]
-pub struct EntryRef(pub Rc<Entry>);
-
-impl PartialEq for EntryRef {
-    fn eq(&self, other: &Self) -> bool {
-        Rc::ptr_eq(&self.0, &other.0)
-    }
-}
+/// A transcript entry shared by pointer.
+pub type EntryRef = Shared<Entry>;
 
 #[derive(Properties, PartialEq)]
 pub struct TranscriptProps {
@@ -77,7 +68,10 @@ pub fn latency_text(ms: f64) -> String {
 #[function_component(EntryView)]
 pub fn entry_view(props: &EntryProps) -> Html {
     let e = &props.entry.0;
-    let ok = e.reply.as_ref().map(|r| if r.ok() { "true" } else { "false" });
+    let ok = e
+        .reply
+        .as_ref()
+        .map(|r| if r.ok() { "true" } else { "false" });
     let status = match &e.reply {
         None => html! { <span class="pending">{ "waiting" }</span> },
         Some(r) => match &r.error {
