@@ -115,11 +115,22 @@ impl Session {
             .count()
     }
 
+    /// With `QMP_CONSOLE_SCREENSHOTS=DIR`: `DIR/NAME.png` and, in the dark scheme,
+    /// `DIR/NAME-dark.png`.
     async fn screenshot(&self, name: &str) -> testkit::Result<()> {
-        if let Ok(dir) = std::env::var("QMP_CONSOLE_SCREENSHOTS") {
+        let Ok(dir) = std::env::var("QMP_CONSOLE_SCREENSHOTS") else {
+            return Ok(());
+        };
+        for scheme in ["light", "dark"] {
+            let features = serde_json::json!([{"name": "prefers-color-scheme", "value": scheme}]);
             self.page
-                .screenshot(&Path::new(&dir).join(format!("{name}.png")))
+                .call("Emulation.setEmulatedMedia", serde_json::json!({ "features": features }))
                 .await?;
+            let file = match scheme {
+                "dark" => format!("{name}-dark.png"),
+                _ => format!("{name}.png"),
+            };
+            self.page.screenshot(&Path::new(&dir).join(file)).await?;
         }
         Ok(())
     }
@@ -244,6 +255,7 @@ async fn bad_arguments_are_caught_before_sending() -> testkit::Result<()> {
     );
     assert_eq!(s.responses().await?, 0);
     assert_eq!(s.relayed("device_del"), 0, "nothing reached QEMU");
+    s.screenshot("console-problems").await?;
 
     // ... unless sent anyway: QEMU's own error, shown as class and description
     page.click("send-anyway").await?;
@@ -259,7 +271,20 @@ async fn bad_arguments_are_caught_before_sending() -> testkit::Result<()> {
     );
     assert_eq!(s.relayed("device_del"), 1);
 
+    // a union's arguments: the tag's values, and each case's own members on demand
+    page.fill("command-args", "").await?;
+    page.fill("command-name", "blockdev-add").await?;
+    let args = page.eval("document.querySelector('[data-testid=command-args]').value").await?;
+    let template: Value = serde_json::from_str(args.as_str().unwrap_or_default())?;
+    assert_eq!(template["driver"], "blkdebug", "the template of the required arguments");
+    let driver = page.eval("document.querySelector('[data-testid=args-view] [data-name=driver]').textContent").await?;
+    assert!(driver.as_str().unwrap_or_default().starts_with("driverenumrequiredblkdebug | "), "{driver}");
+    page.eval("[...document.querySelectorAll('[data-testid=args-view] .variant .toggle')].find(b => b.textContent.includes('driver = file')).click()").await?;
+    page.wait_for("document.querySelector('[data-testid=args-view] .variant [data-name=filename]')?.textContent === 'filenamestrrequired'", WAIT).await?;
+    s.screenshot("console-args").await?;
+
     // Format pretty-prints the arguments
+    page.fill("command-name", "device_del").await?;
     page.fill("command-args", "{\"id\":\"net0\"}").await?;
     page.click("format").await?;
     let args = page

@@ -91,6 +91,7 @@ async fn header_shows_phase_greeting_and_status() {
         testid(&root, "greeting").as_deref(),
         Some("QEMU 7.2.22 (Debian 1:7.2)")
     );
+    assert_eq!(testid(&root, "capabilities").as_deref(), Some("capabilities: oob"));
     assert_eq!(testid(&root, "vm-status").as_deref(), Some("paused"));
     assert_eq!(testid(&root, "connect").as_deref(), Some("Disconnect"));
     assert!(

@@ -100,6 +100,9 @@ pub fn event_panel(props: &EventPanelProps) -> Html {
                 }) }
             </div>
             <div class="list mono" ref={list}>
+                if props.shown.is_empty() {
+                    <p class="muted">{ if props.total == 0 { "No events yet." } else { "No event matches the filter." } }</p>
+                }
                 { for props.shown.iter().map(|e| {
                     let r = &e.0;
                     let data = r.data();

@@ -45,12 +45,15 @@ pub fn header(props: &HeaderProps) -> Html {
             g.capabilities.join(", ")
         };
         html! {
-            <span class="greeting" data-testid="greeting"
-                  data-version={g.version.to_string()}
-                  data-capabilities={caps.clone()}
-                  title={format!("capabilities offered: {caps}")}>
-                { format!("QEMU {} ({})", g.version, g.package) }
-            </span>
+            <>
+                <span class="greeting" data-testid="greeting"
+                      data-version={g.version.to_string()}
+                      data-capabilities={caps.clone()}
+                      title={format!("capabilities offered: {caps}")}>
+                    { format!("QEMU {} ({})", g.version, g.package) }
+                </span>
+                <span class="caps muted" data-testid="capabilities">{ format!("capabilities: {caps}") }</span>
+            </>
         }
     });
     let offers_oob = props
