@@ -16,7 +16,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 struct Session {
     page: Page,
-    _browser: Browser,
+    browser: Browser,
     bridge: BridgeProcess,
     qemu: Option<Qemu>,
 }
@@ -60,7 +60,7 @@ async fn open_console_on(target: &str) -> testkit::Result<Session> {
     wait_ready(&page).await?;
     Ok(Session {
         page,
-        _browser: browser,
+        browser,
         bridge,
         qemu: None,
     })
@@ -213,6 +213,17 @@ async fn commands_events_and_the_status_badge() -> testkit::Result<()> {
         WAIT,
     )
     .await?;
+    // Copy puts the reply on the clipboard
+    let origin = s.bridge.url.trim_end_matches('/').to_owned();
+    let grant = serde_json::json!({"origin": origin, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]});
+    s.browser.call("Browser.grantPermissions", grant).await?;
+    page.call("Emulation.setFocusEmulationEnabled", serde_json::json!({"enabled": true})).await?;
+    page.eval(&format!("document.querySelector('[data-testid=response][data-id=\"{id}\"] .tools button').click()")).await?;
+    let copied = page
+        .wait_for("navigator.clipboard.readText().then(t => t.includes('prelaunch') ? t : null)", WAIT)
+        .await?;
+    let copied: Value = serde_json::from_str(copied.as_str().unwrap_or_default())?;
+    assert_eq!(copied["status"], "prelaunch");
     s.screenshot("console-events").await?;
     s.assert_no_errors();
     Ok(())

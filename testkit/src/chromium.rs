@@ -149,6 +149,11 @@ impl Browser {
         })
     }
 
+    /// A raw browser-level CDP call (e.g. `Browser.grantPermissions`).
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value> {
+        self.cdp.call(method, params, None).await
+    }
+
     /// Opens a new tab at `url` with console and log capture on.
     pub async fn new_page(&self, url: &str) -> Result<Page> {
         let target = self
