@@ -163,15 +163,14 @@ impl App {
         match msg {
             FormMsg::Mode(m) => form.mode = m,
             FormMsg::Name(n) => {
+                // naming a known command with no arguments typed yet fills its template
                 let known = schema
                     .as_ref()
                     .is_some_and(|s| s.command(n.trim()).is_some());
                 if known && form.args.trim().is_empty() {
                     form.choose(n.trim(), schema.as_deref());
-                    form.name = n;
-                } else {
-                    form.name = n;
                 }
+                form.name = n;
             }
             FormMsg::Choose(n) => form.choose(&n, schema.as_deref()),
             FormMsg::Args(a) => form.args = a,

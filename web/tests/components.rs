@@ -7,9 +7,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use qmp_web::components::{
-    CommandForm, CommandFormProps, EntryRef, EventPanel, EventPanelProps, EventRef, FormMsg,
-    Header, HeaderProps, JsonTree, JsonTreeProps, QuickAction, QuickActions, QuickActionsProps,
-    Shared, Transcript, TranscriptProps, PAGE,
+    local_time, CommandForm, CommandFormProps, EventPanel, EventPanelProps, FormMsg, Header,
+    HeaderProps, JsonTree, JsonTreeProps, QuickAction, QuickActions, QuickActionsProps, Shared,
+    Transcript, TranscriptProps, PAGE,
 };
 use qmp_web::editor::{Form, Mode};
 use qmp_web::events::{EventLog, SHOWN};
@@ -91,7 +91,10 @@ async fn header_shows_phase_greeting_and_status() {
         testid(&root, "greeting").as_deref(),
         Some("QEMU 7.2.22 (Debian 1:7.2)")
     );
-    assert_eq!(testid(&root, "capabilities").as_deref(), Some("capabilities: oob"));
+    assert_eq!(
+        testid(&root, "capabilities").as_deref(),
+        Some("capabilities: oob")
+    );
     assert_eq!(testid(&root, "vm-status").as_deref(), Some("paused"));
     assert_eq!(testid(&root, "connect").as_deref(), Some("Disconnect"));
     assert!(
@@ -469,4 +472,19 @@ async fn app_reports_a_failed_connection() {
         Some(()),
         "the form is there"
     );
+}
+
+#[wasm_bindgen_test]
+fn event_times_are_local() {
+    // 2023-11-14 22:13:20.123 UTC, shifted by this browser's time zone
+    let ms = 1_700_000_000_123.0;
+    let offset_min = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms)).get_timezone_offset();
+    let local_s = (22 * 3600 + 13 * 60 + 20 - (offset_min * 60.0) as i64).rem_euclid(86_400);
+    let expected = format!(
+        "{:02}:{:02}:{:02}.123",
+        local_s / 3600,
+        local_s / 60 % 60,
+        local_s % 60
+    );
+    assert_eq!(local_time(ms), expected);
 }
