@@ -448,8 +448,35 @@ async fn destructive_actions_ask_in_the_page() {
     click(&root, "[data-testid=action-stop]");
     click(&root, "[data-testid=confirm-yes]");
     click(&root, "[data-testid=confirm-no]");
+    let focused = web_sys::window()
+        .unwrap()
+        .document()
+        .unwrap()
+        .active_element()
+        .unwrap();
+    assert_eq!(
+        focused.get_attribute("data-testid").as_deref(),
+        Some("confirm-no"),
+        "focus on the safe answer"
+    );
+    let dialog = root
+        .query_selector("[data-testid=confirm]")
+        .unwrap()
+        .unwrap();
+    for key in ["Tab", "a", "Escape"] {
+        let init = web_sys::KeyboardEventInit::new();
+        init.set_key(key);
+        init.set_bubbles(true);
+        let ev =
+            web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap();
+        dialog.dispatch_event(&ev).unwrap();
+    }
     assert_eq!(*actions.borrow(), [QuickAction::Pause]);
-    assert_eq!(*answers.borrow(), [true, false]);
+    assert_eq!(
+        *answers.borrow(),
+        [true, false, false],
+        "only Escape answers, with no"
+    );
     assert!(QuickAction::Quit.destructive() && !QuickAction::Resume.destructive());
 }
 

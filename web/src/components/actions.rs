@@ -81,15 +81,32 @@ pub struct QuickActionsProps {
 
 #[function_component(QuickActions)]
 pub fn quick_actions(props: &QuickActionsProps) -> Html {
+    // the question takes the keyboard focus, on its safe answer
+    let cancel_ref = use_node_ref();
+    {
+        let cancel_ref = cancel_ref.clone();
+        use_effect_with(props.confirming, move |asking| {
+            if asking.is_some() {
+                if let Some(b) = cancel_ref.cast::<web_sys::HtmlElement>() {
+                    let _ = b.focus();
+                }
+            }
+        });
+    }
     let confirm = props.confirming.map(|a| {
         let yes = props.on_confirm.reform(|_: MouseEvent| true);
         let no = props.on_confirm.reform(|_: MouseEvent| false);
-        let keys = props.on_confirm.reform(|e: KeyboardEvent| e.key() != "Escape");
+        let cancel = props.on_confirm.clone();
+        let keys = Callback::from(move |e: KeyboardEvent| {
+            if e.key() == "Escape" {
+                cancel.emit(false);
+            }
+        });
         html! {
             <div class="confirm" role="alertdialog" data-testid="confirm" onkeydown={keys}>
                 <span>{ a.question() }</span>
-                <button class="danger" onclick={yes} data-testid="confirm-yes" autofocus=true>{ a.label() }</button>
-                <button onclick={no} data-testid="confirm-no">{ "Cancel" }</button>
+                <button class="danger" onclick={yes} data-testid="confirm-yes">{ a.label() }</button>
+                <button onclick={no} data-testid="confirm-no" ref={cancel_ref.clone()}>{ "Cancel" }</button>
             </div>
         }
     });
