@@ -32,8 +32,15 @@ async fn open_console() -> testkit::Result<Session> {
 /// The bridge on `target` and the page, ready.
 /// Waits for the connection state to read `ready`; on timeout says what the header shows.
 async fn wait_ready(page: &Page) -> testkit::Result<()> {
-    let expr = "document.querySelector('[data-testid=connection-state]')?.textContent === 'ready'";
-    if let Err(e) = page.wait_for(expr, WAIT).await {
+    wait_state(page, "ready").await
+}
+
+/// Waits for the connection state to read `state`; on timeout says what the header shows.
+async fn wait_state(page: &Page, state: &str) -> testkit::Result<()> {
+    let expr = format!(
+        "document.querySelector('[data-testid=connection-state]')?.textContent === '{state}'"
+    );
+    if let Err(e) = page.wait_for(&expr, WAIT).await {
         let header = page
             .eval("document.querySelector('header')?.textContent")
             .await?;
@@ -80,6 +87,12 @@ impl Session {
             .map(|_| ())
     }
 
+    /// Waits until an event named `name` is shown.
+    async fn event_shown(&self, name: &str) -> testkit::Result<()> {
+        let expr = format!("document.querySelector('[data-testid=event][data-name={name}]')");
+        self.page.wait_for(&expr, WAIT).await.map(|_| ())
+    }
+
     /// Number of transcript entries.
     async fn responses(&self) -> testkit::Result<u64> {
         let v = self
@@ -124,7 +137,10 @@ impl Session {
         for scheme in ["light", "dark"] {
             let features = serde_json::json!([{"name": "prefers-color-scheme", "value": scheme}]);
             self.page
-                .call("Emulation.setEmulatedMedia", serde_json::json!({ "features": features }))
+                .call(
+                    "Emulation.setEmulatedMedia",
+                    serde_json::json!({ "features": features }),
+                )
                 .await?;
             let file = match scheme {
                 "dark" => format!("{name}-dark.png"),
@@ -170,18 +186,10 @@ async fn commands_events_and_the_status_badge() -> testkit::Result<()> {
 
     // cont then stop: RESUME and STOP events, and the badge follows
     page.click("action-cont").await?;
-    page.wait_for(
-        "document.querySelector('[data-testid=event][data-name=RESUME]')",
-        WAIT,
-    )
-    .await?;
+    s.event_shown("RESUME").await?;
     s.badge("running").await?;
     page.click("action-stop").await?;
-    page.wait_for(
-        "document.querySelector('[data-testid=event][data-name=STOP]')",
-        WAIT,
-    )
-    .await?;
+    s.event_shown("STOP").await?;
     s.badge("paused").await?;
     let count = page
         .eval("document.querySelector('[data-testid=event-count][data-name=STOP]').textContent")
@@ -217,10 +225,20 @@ async fn commands_events_and_the_status_badge() -> testkit::Result<()> {
     let origin = s.bridge.url.trim_end_matches('/').to_owned();
     let grant = serde_json::json!({"origin": origin, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]});
     s.browser.call("Browser.grantPermissions", grant).await?;
-    page.call("Emulation.setFocusEmulationEnabled", serde_json::json!({"enabled": true})).await?;
-    page.eval(&format!("document.querySelector('[data-testid=response][data-id=\"{id}\"] .tools button').click()")).await?;
+    page.call(
+        "Emulation.setFocusEmulationEnabled",
+        serde_json::json!({"enabled": true}),
+    )
+    .await?;
+    page.eval(&format!(
+        "document.querySelector('[data-testid=response][data-id=\"{id}\"] .tools button').click()"
+    ))
+    .await?;
     let copied = page
-        .wait_for("navigator.clipboard.readText().then(t => t.includes('prelaunch') ? t : null)", WAIT)
+        .wait_for(
+            "navigator.clipboard.readText().then(t => t.includes('prelaunch') ? t : null)",
+            WAIT,
+        )
         .await?;
     let copied: Value = serde_json::from_str(copied.as_str().unwrap_or_default())?;
     assert_eq!(copied["status"], "prelaunch");
@@ -285,11 +303,24 @@ async fn bad_arguments_are_caught_before_sending() -> testkit::Result<()> {
     // a union's arguments: the tag's values, and each case's own members on demand
     page.fill("command-args", "").await?;
     page.fill("command-name", "blockdev-add").await?;
-    let args = page.eval("document.querySelector('[data-testid=command-args]').value").await?;
+    let args = page
+        .eval("document.querySelector('[data-testid=command-args]').value")
+        .await?;
     let template: Value = serde_json::from_str(args.as_str().unwrap_or_default())?;
-    assert_eq!(template["driver"], "blkdebug", "the template of the required arguments");
-    let driver = page.eval("document.querySelector('[data-testid=args-view] [data-name=driver]').textContent").await?;
-    assert!(driver.as_str().unwrap_or_default().starts_with("driverenumrequiredblkdebug | "), "{driver}");
+    assert_eq!(
+        template["driver"], "blkdebug",
+        "the template of the required arguments"
+    );
+    let driver = page
+        .eval("document.querySelector('[data-testid=args-view] [data-name=driver]').textContent")
+        .await?;
+    assert!(
+        driver
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("driverenumrequiredblkdebug | "),
+        "{driver}"
+    );
     page.eval("[...document.querySelectorAll('[data-testid=args-view] .variant .toggle')].find(b => b.textContent.includes('driver = file')).click()").await?;
     page.wait_for("document.querySelector('[data-testid=args-view] .variant [data-name=filename]')?.textContent === 'filenamestrrequired'", WAIT).await?;
     s.screenshot("console-args").await?;
@@ -356,17 +387,9 @@ async fn the_schema_reply_renders_lazily_and_quit_asks_first() -> testkit::Resul
     // "yes" quits: SHUTDOWN shows, the badge says so, QEMU exits, the page says closed
     page.click("action-quit").await?;
     page.click("confirm-yes").await?;
-    page.wait_for(
-        "document.querySelector('[data-testid=event][data-name=SHUTDOWN]')",
-        WAIT,
-    )
-    .await?;
+    s.event_shown("SHUTDOWN").await?;
     s.badge("shutdown").await?;
-    page.wait_for(
-        "document.querySelector('[data-testid=connection-state]')?.textContent === 'closed'",
-        WAIT,
-    )
-    .await?;
+    wait_state(page, "closed").await?;
     s.qemu.as_mut().expect("a QEMU").wait_exit(WAIT)?;
     s.assert_no_errors();
     Ok(())
@@ -542,11 +565,7 @@ async fn oob_raw_mode_history_and_reconnects() -> testkit::Result<()> {
     // (the dead one is kept until the end: dropping it would remove its folder)
     let mut dead = s.qemu.take().expect("a QEMU");
     dead.kill();
-    page.wait_for(
-        "document.querySelector('[data-testid=connection-state]')?.textContent === 'closed'",
-        WAIT,
-    )
-    .await?;
+    wait_state(page, "closed").await?;
     s.qemu = Some(Qemu::start_at(dead.socket(), false)?);
     wait_ready(page).await?;
     s.badge("prelaunch").await?;

@@ -300,16 +300,10 @@ impl Component for App {
                 }
             }
             Msg::Action(a) if a.destructive() => self.confirming = Some(a),
-            Msg::Action(a) => self.dispatch(Request::Command {
-                name: a.command().into(),
-                args: None,
-            }),
+            Msg::Action(a) => self.dispatch(Request::command(a.command())),
             Msg::Confirm(yes) => {
                 if let (true, Some(a)) = (yes, self.confirming) {
-                    self.dispatch(Request::Command {
-                        name: a.command().into(),
-                        args: None,
-                    });
+                    self.dispatch(Request::command(a.command()));
                 }
                 self.confirming = None;
             }

@@ -382,10 +382,7 @@ mod tests {
     #[test]
     fn history_walks_and_survives_storage() {
         let mut form = Form::default();
-        let a = Request::Command {
-            name: "query-status".into(),
-            args: None,
-        };
+        let a = Request::command("query-status");
         let b = Request::Hmp("info registers".into());
         let c = Request::Command {
             name: "device_del".into(),

@@ -86,6 +86,14 @@ pub enum Request {
 }
 
 impl Request {
+    /// `execute` `name` with no arguments.
+    pub fn command(name: &str) -> Request {
+        Request::Command {
+            name: name.to_owned(),
+            args: None,
+        }
+    }
+
     /// What the transcript calls it: the command name, or `hmp` / `raw` with the text.
     pub fn title(&self) -> String {
         match self {
@@ -549,13 +557,7 @@ mod tests {
     #[test]
     fn nothing_is_sent_before_ready() {
         let mut c = Console::new(String::new());
-        let r = c.send(
-            Request::Command {
-                name: "stop".into(),
-                args: None,
-            },
-            0.0,
-        );
+        let r = c.send(Request::command("stop"), 0.0);
         assert_eq!(r, Err("not connected (connecting)".into()));
         assert!(c.transcript.is_empty());
     }
@@ -563,16 +565,7 @@ mod tests {
     #[test]
     fn replies_match_by_id_out_of_order() {
         let (mut c, _) = ready();
-        let a = parse(
-            &c.send(
-                Request::Command {
-                    name: "query-status".into(),
-                    args: None,
-                },
-                10.0,
-            )
-            .unwrap(),
-        );
+        let a = parse(&c.send(Request::command("query-status"), 10.0).unwrap());
         assert_eq!(
             a["id"], "c1",
             "the console's own requests use ids of their own"
@@ -645,14 +638,7 @@ mod tests {
     #[test]
     fn close_fails_what_is_unanswered() {
         let (mut c, _) = ready();
-        c.send(
-            Request::Command {
-                name: "quit".into(),
-                args: None,
-            },
-            0.0,
-        )
-        .unwrap();
+        c.send(Request::command("quit"), 0.0).unwrap();
         c.handle(Input::Closed {
             code: 1000,
             reason: "QEMU closed the monitor".into(),
@@ -721,17 +707,7 @@ mod tests {
     #[test]
     fn a_batch_is_handled_in_order() {
         let (mut c, _) = ready();
-        let id = parse(
-            &c.send(
-                Request::Command {
-                    name: "stop".into(),
-                    args: None,
-                },
-                0.0,
-            )
-            .unwrap(),
-        )["id"]
-            .clone();
+        let id = parse(&c.send(Request::command("stop"), 0.0).unwrap())["id"].clone();
         let ev = r#"{"event": "STOP", "timestamp": {"seconds": 2, "microseconds": 0}}"#;
         let batch = vec![
             (ev.to_owned(), 1.0),
@@ -752,14 +728,7 @@ mod tests {
     fn transcript_is_capped() {
         let (mut c, _) = ready();
         for _ in 0..TRANSCRIPT_CAP + 5 {
-            c.send(
-                Request::Command {
-                    name: "query-status".into(),
-                    args: None,
-                },
-                0.0,
-            )
-            .unwrap();
+            c.send(Request::command("query-status"), 0.0).unwrap();
         }
         assert_eq!(c.transcript.len(), TRANSCRIPT_CAP);
         assert_eq!(c.transcript[0].seq, 6);

@@ -142,14 +142,7 @@ fn console_with_replies() -> Console {
         qmp_web::state::CAPABILITIES_ID
     );
     c.handle(Input::Received(caps, 0.0));
-    c.send(
-        Request::Command {
-            name: "query-status".into(),
-            args: None,
-        },
-        0.0,
-    )
-    .unwrap();
+    c.send(Request::command("query-status"), 0.0).unwrap();
     c.send(
         Request::Command {
             name: "device_del".into(),
@@ -158,14 +151,7 @@ fn console_with_replies() -> Console {
         0.0,
     )
     .unwrap();
-    c.send(
-        Request::Command {
-            name: "stop".into(),
-            args: None,
-        },
-        0.0,
-    )
-    .unwrap();
+    c.send(Request::command("stop"), 0.0).unwrap();
     let err =
         r#"{"error": {"class": "DeviceNotFound", "desc": "Device 'x' not found"}, "id": "c2"}"#;
     c.handle(Input::Received(err.into(), 1.0));
@@ -210,13 +196,7 @@ async fn transcript_pairs_requests_with_replies() {
     );
     assert!(entries[2].text_content().unwrap().contains("\"paused\""));
     click(&root, "[data-id=c1] [data-testid=rerun]");
-    assert_eq!(
-        *reruns.borrow(),
-        [Request::Command {
-            name: "query-status".into(),
-            args: None
-        }]
-    );
+    assert_eq!(*reruns.borrow(), [Request::command("query-status")]);
 }
 
 #[wasm_bindgen_test]
