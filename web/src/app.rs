@@ -11,8 +11,8 @@ use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
 use crate::components::{
-    CommandForm, EntryRef, EventPanel, EventRef, FormMsg, Header, QuickAction, QuickActions,
-    Shared, Transcript, TypeRef,
+    CommandForm, EntryActions, EntryRef, EventPanel, EventRef, FormMsg, Header, QuickAction,
+    QuickActions, Shared, Transcript, TypeRef,
 };
 use crate::editor::{self, Check, Form, History};
 use crate::endpoint::websocket_url;
@@ -45,8 +45,43 @@ pub enum Msg {
     ExportEvents,
 }
 
+/// The page's callbacks, made once: a callback made anew in every `view` would never
+/// compare equal, and every component would render again at every message.
+struct Links {
+    oob: Callback<bool>,
+    connect: Callback<bool>,
+    action: Callback<QuickAction>,
+    confirm: Callback<bool>,
+    form: Callback<FormMsg>,
+    entry: EntryActions,
+    filter: Callback<String>,
+    clear: Callback<()>,
+    export: Callback<()>,
+}
+
+impl Links {
+    fn new(link: &yew::html::Scope<App>) -> Links {
+        Links {
+            oob: link.callback(Msg::Oob),
+            connect: link.callback(Msg::Connect),
+            action: link.callback(Msg::Action),
+            confirm: link.callback(Msg::Confirm),
+            form: link.callback(Msg::Form),
+            entry: EntryActions {
+                rerun: link.callback(Msg::Rerun),
+                edit: link.callback(Msg::Edit),
+                copy: link.callback(Msg::Copy),
+            },
+            filter: link.callback(Msg::EventFilter),
+            clear: link.callback(|()| Msg::ClearEvents),
+            export: link.callback(|()| Msg::ExportEvents),
+        }
+    }
+}
+
 /// The console page.
 pub struct App {
+    links: Links,
     console: Console,
     socket: Option<Socket>,
     form: Form,
@@ -241,6 +276,7 @@ impl Component for App {
             .map(|v| History::from_json(&v))
             .unwrap_or_default();
         let mut app = App {
+            links: Links::new(ctx.link()),
             console,
             socket: None,
             form: Form {
@@ -326,9 +362,9 @@ impl Component for App {
         true
     }
 
-    fn view(&self, ctx: &Context<Self>) -> Html {
+    fn view(&self, _ctx: &Context<Self>) -> Html {
         let c = &self.console;
-        let link = ctx.link();
+        let l = &self.links;
         let schema = c.schema.as_deref();
         let check = self.form.check(schema);
         let completions = match (schema, self.form.mode) {
@@ -362,10 +398,10 @@ impl Component for App {
                 <Header url={c.url.clone()} phase={c.phase.clone()} greeting={c.greeting.clone()}
                         vm_status={c.vm_status.clone().map(AttrValue::from)}
                         enabled={c.enabled.iter().cloned().map(AttrValue::from).collect::<Vec<_>>()}
-                        want_oob={c.want_oob} on_oob={link.callback(Msg::Oob)}
-                        {retry_in} on_connect={link.callback(Msg::Connect)} />
+                        want_oob={c.want_oob} on_oob={l.oob.clone()}
+                        {retry_in} on_connect={l.connect.clone()} />
                 <QuickActions enabled={ready} confirming={self.confirming}
-                              on_action={link.callback(Msg::Action)} on_confirm={link.callback(Msg::Confirm)} />
+                              on_action={l.action.clone()} on_confirm={l.confirm.clone()} />
                 if !c.notices.is_empty() || schema_note.is_some() {
                     <ul class="notices">
                         { for schema_note.map(|n| html! { <li class="muted">{ n }</li> }) }
@@ -376,14 +412,13 @@ impl Component for App {
                     <div class="left">
                         <CommandForm form={self.form.clone()} {check} {completions}
                                      args_type={self.args_type.as_ref().map(|(_, t)| t.clone())}
-                                     {ready} refused={self.refused.clone()} on={link.callback(Msg::Form)} />
-                        <Transcript {entries} on_rerun={link.callback(Msg::Rerun)}
-                                    on_edit={link.callback(Msg::Edit)} on_copy={link.callback(Msg::Copy)} />
+                                     {ready} refused={self.refused.clone()} on={l.form.clone()} />
+                        <Transcript {entries} actions={l.entry.clone()} />
                     </div>
                     <EventPanel {shown} {counts} total={c.events.total()} filter={AttrValue::from(self.event_filter.clone())}
-                                on_filter={link.callback(Msg::EventFilter)}
-                                on_clear={link.callback(|_| Msg::ClearEvents)}
-                                on_export={link.callback(|_| Msg::ExportEvents)} />
+                                on_filter={l.filter.clone()}
+                                on_clear={l.clear.clone()}
+                                on_export={l.export.clone()} />
                 </main>
             </div>
         }

@@ -7,9 +7,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use qmp_web::components::{
-    local_time, CommandForm, CommandFormProps, EventPanel, EventPanelProps, FormMsg, Header,
-    HeaderProps, JsonTree, JsonTreeProps, QuickAction, QuickActions, QuickActionsProps, Shared,
-    Transcript, TranscriptProps, PAGE,
+    local_time, CommandForm, CommandFormProps, EntryActions, EventPanel, EventPanelProps, FormMsg,
+    Header, HeaderProps, JsonTree, JsonTreeProps, QuickAction, QuickActions, QuickActionsProps,
+    Shared, Transcript, TranscriptProps, PAGE,
 };
 use qmp_web::editor::{Form, Mode};
 use qmp_web::events::{EventLog, SHOWN};
@@ -165,10 +165,13 @@ async fn transcript_pairs_requests_with_replies() {
     let root = mount_point();
     let c = console_with_replies();
     let (on_rerun, reruns) = recorder::<Request>();
-    let props = props!(TranscriptProps {
+    let props = TranscriptProps {
         entries: c.transcript.iter().cloned().map(Shared).collect::<Vec<_>>(),
-        on_rerun,
-    });
+        actions: EntryActions {
+            rerun: on_rerun,
+            ..EntryActions::default()
+        },
+    };
     yew::Renderer::<Transcript>::with_root_and_props(root.clone(), props).render();
     settle().await;
     let entries = all(&root, "[data-testid=response]");

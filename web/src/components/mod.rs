@@ -12,4 +12,6 @@ pub use command_form::{ArgsView, ArgsViewProps, CommandForm, CommandFormProps, F
 pub use event_panel::{local_time, EventPanel, EventPanelProps, EventRef};
 pub use header::{Header, HeaderProps};
 pub use json_tree::{preview, JsonTree, JsonTreeProps, Shared, PAGE};
-pub use transcript::{latency_text, EntryProps, EntryRef, EntryView, Transcript, TranscriptProps};
+pub use transcript::{
+    latency_text, EntryActions, EntryProps, EntryRef, EntryView, Transcript, TranscriptProps,
+};

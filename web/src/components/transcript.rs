@@ -10,19 +10,23 @@ use crate::state::{Entry, Request};
 /// A transcript entry shared by pointer.
 pub type EntryRef = Shared<Entry>;
 
+/// What an entry's buttons ask of the owner.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EntryActions {
+    /// Send this request again (with a fresh id).
+    pub rerun: Callback<Request>,
+    /// Put this request into the form.
+    pub edit: Callback<Request>,
+    /// Copy this text to the clipboard.
+    pub copy: Callback<String>,
+}
+
 #[derive(Properties, PartialEq)]
 pub struct TranscriptProps {
     /// Oldest first, as the state keeps them; shown newest first.
     pub entries: Vec<EntryRef>,
-    /// Send this request again (with a fresh id).
     #[prop_or_default]
-    pub on_rerun: Callback<Request>,
-    /// Put this request into the form.
-    #[prop_or_default]
-    pub on_edit: Callback<Request>,
-    /// Copy this text to the clipboard.
-    #[prop_or_default]
-    pub on_copy: Callback<String>,
+    pub actions: EntryActions,
 }
 
 #[function_component(Transcript)]
@@ -34,8 +38,7 @@ pub fn transcript(props: &TranscriptProps) -> Html {
                 <p class="muted">{ "Requests and their replies appear here." }</p>
             }
             { for props.entries.iter().rev().map(|e| html! {
-                <EntryView key={e.0.seq} entry={e.clone()} on_rerun={props.on_rerun.clone()}
-                           on_edit={props.on_edit.clone()} on_copy={props.on_copy.clone()} />
+                <EntryView key={e.0.seq} entry={e.clone()} actions={props.actions.clone()} />
             }) }
         </section>
     }
@@ -45,11 +48,7 @@ pub fn transcript(props: &TranscriptProps) -> Html {
 pub struct EntryProps {
     pub entry: EntryRef,
     #[prop_or_default]
-    pub on_rerun: Callback<Request>,
-    #[prop_or_default]
-    pub on_edit: Callback<Request>,
-    #[prop_or_default]
-    pub on_copy: Callback<String>,
+    pub actions: EntryActions,
 }
 
 /// Latency as people read it: `0.4 ms`, `12 ms`, `1.3 s`.
@@ -92,7 +91,7 @@ pub fn entry_view(props: &EntryProps) -> Html {
         (None, _) => html! { <JsonTree value={Shared(r.value.clone())} /> },
     });
     let copy = {
-        let (on_copy, e) = (props.on_copy.clone(), e.clone());
+        let (on_copy, e) = (props.actions.copy.clone(), e.clone());
         Callback::from(move |_: MouseEvent| {
             let text = match &e.reply {
                 Some(r) => match &r.error {
@@ -105,11 +104,11 @@ pub fn entry_view(props: &EntryProps) -> Html {
         })
     };
     let rerun = {
-        let (cb, r) = (props.on_rerun.clone(), e.request.clone());
+        let (cb, r) = (props.actions.rerun.clone(), e.request.clone());
         Callback::from(move |_: MouseEvent| cb.emit(r.clone()))
     };
     let edit = {
-        let (cb, r) = (props.on_edit.clone(), e.request.clone());
+        let (cb, r) = (props.actions.edit.clone(), e.request.clone());
         Callback::from(move |_: MouseEvent| cb.emit(r.clone()))
     };
     html! {
