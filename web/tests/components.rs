@@ -270,6 +270,12 @@ async fn the_event_panel_is_capped_but_counts_everything() {
         .map(|e| e.text_content().unwrap())
         .collect();
     assert_eq!(counts, ["RESUME1500", "STOP500"]);
+    // a click shows an event's data in full
+    let last = rows.last().unwrap().clone().dyn_into::<web_sys::HtmlElement>().unwrap();
+    last.click();
+    settle().await;
+    let pre = last.query_selector("pre.data").unwrap().expect("the data, pretty");
+    assert_eq!(pre.text_content().unwrap(), "{\n  \"n\": 1999\n}");
     click(&root, "[data-testid=event-count][data-name=STOP]");
     assert_eq!(*filters.borrow(), ["STOP"]);
     assert_eq!(testid(&root, "events-pause").as_deref(), Some("❚❚ scroll"));

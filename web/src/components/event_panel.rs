@@ -103,22 +103,41 @@ pub fn event_panel(props: &EventPanelProps) -> Html {
                 if props.shown.is_empty() {
                     <p class="muted">{ if props.total == 0 { "No events yet." } else { "No event matches the filter." } }</p>
                 }
-                { for props.shown.iter().map(|e| {
-                    let r = &e.0;
-                    let data = r.data();
-                    let data = (!data.as_object().is_some_and(|o| o.is_empty())).then(|| data.to_string());
-                    html! {
-                        <div class="event" key={r.seq} data-testid="event" data-name={r.name.to_string()}>
-                            <span class="time" title={format!("{} ms since the epoch", r.timestamp_ms)}>{ local_time(r.timestamp_ms) }</span>
-                            <span class="name">{ r.name.to_string() }</span>
-                            if let Some(d) = data { <span class="data">{ d }</span> }
-                        </div>
-                    }
-                }) }
+                { for props.shown.iter().map(|e| html! { <EventRow key={e.0.seq} event={e.clone()} /> }) }
             </div>
             <div class="foot muted">
                 { format!("showing {} of {} events", props.shown.len(), props.total) }
             </div>
         </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct EventRowProps {
+    event: EventRef,
+}
+
+/// One event: time, name and its data on one line; a click shows the data in full.
+#[function_component(EventRow)]
+fn event_row(props: &EventRowProps) -> Html {
+    let open = use_state(|| false);
+    let r = &props.event.0;
+    let data = r.data();
+    let empty = data.as_object().is_some_and(|o| o.is_empty());
+    let toggle = {
+        let open = open.clone();
+        Callback::from(move |_: MouseEvent| open.set(!*open))
+    };
+    html! {
+        <div class={classes!("event", open.then_some("open"))} data-testid="event" data-name={r.name.to_string()}
+             onclick={(!empty).then_some(toggle)}>
+            <span class="time" title={format!("{} ms since the epoch", r.timestamp_ms)}>{ local_time(r.timestamp_ms) }</span>
+            <span class="name">{ r.name.to_string() }</span>
+            if *open {
+                <pre class="data">{ serde_json::to_string_pretty(&data).unwrap_or_default() }</pre>
+            } else if !empty {
+                <span class="data">{ data.to_string() }</span>
+            }
+        </div>
     }
 }
