@@ -8,7 +8,8 @@
 //! - [`endpoint`]: which websocket URL to open, from the page's own URL.
 //! - [`socket`]: the browser `WebSocket`, its messages batched into [`state::Input`]s.
 //! - [`app`]: the root component: owns the socket, reconnects, ties state to the page.
-//! - [`components`]: small view pieces taking props and callbacks.
+//! - [`components`]: small view pieces taking props and callbacks; [`hooks`]: their
+//!   custom hooks.
 //!
 //! `main.rs` only mounts [`App`], so tests can mount it too. The QMP model (messages,
 //! schema) comes from the shared `qmp` crate.
@@ -18,6 +19,7 @@ pub mod components;
 pub mod editor;
 pub mod endpoint;
 pub mod events;
+pub mod hooks;
 pub mod socket;
 pub mod state;
 

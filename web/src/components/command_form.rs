@@ -13,6 +13,7 @@ use yew::prelude::*;
 
 use super::json_tree::Shared;
 use crate::editor::{Check, Form, Mode};
+use crate::hooks::use_toggle;
 
 /// What the form asks of its owner.
 #[derive(Debug, Clone, PartialEq)]
@@ -263,19 +264,15 @@ struct VariantProps {
 
 #[function_component(Variant)]
 fn variant(props: &VariantProps) -> Html {
-    let open = use_state(|| false);
-    let toggle = {
-        let open = open.clone();
-        Callback::from(move |_: MouseEvent| open.set(!*open))
-    };
+    let (open, toggle) = use_toggle(false);
     let empty = matches!(&*props.node, TypeNode::Object { members, .. } if members.is_empty());
     html! {
         <li class="variant">
             <button class="toggle" onclick={toggle} disabled={empty}>
-                { if empty { "  " } else if *open { "▾ " } else { "▸ " } }
+                { if empty { "  " } else if open { "▾ " } else { "▸ " } }
                 { format!("when {} = {}", props.tag, props.case) }
             </button>
-            if *open { <TypeView node={props.node.clone()} /> }
+            if open { <TypeView node={props.node.clone()} /> }
         </li>
     }
 }
@@ -306,12 +303,8 @@ fn enum_values(ty: &TypeNode) -> Option<&[String]> {
 #[function_component(ArgLine)]
 fn arg_line(props: &ArgLineProps) -> Html {
     let a = &props.arg;
-    let open = use_state(|| false);
+    let (open, toggle) = use_toggle(false);
     let inner = nested(&a.ty).cloned();
-    let toggle = {
-        let open = open.clone();
-        Callback::from(move |_: MouseEvent| open.set(!*open))
-    };
     let values = enum_values(&a.ty).map(|v| {
         let shown: Vec<&str> = v.iter().take(40).map(String::as_str).collect();
         let more = if v.len() > shown.len() {
@@ -324,13 +317,13 @@ fn arg_line(props: &ArgLineProps) -> Html {
     html! {
         <li class="arg" data-name={a.name.clone()}>
             if inner.is_some() {
-                <button class="toggle" onclick={toggle}>{ if *open { "▾" } else { "▸" } }</button>
+                <button class="toggle" onclick={toggle}>{ if open { "▾" } else { "▸" } }</button>
             }
             <span class="name mono">{ a.name.clone() }</span>
             <span class="type">{ a.ty.label() }</span>
             <span class={if a.required { "req" } else { "opt" }}>{ if a.required { "required" } else { "optional" } }</span>
             { for values }
-            if *open {
+            if open {
                 if let Some(node) = inner { <TypeView node={Rc::new(node)} /> }
             }
         </li>

@@ -6,6 +6,7 @@ use yew::prelude::*;
 
 use super::json_tree::Shared;
 use crate::events::EventRecord;
+use crate::hooks::use_toggle;
 
 /// An event shared by pointer.
 pub type EventRef = Shared<EventRecord>;
@@ -40,11 +41,11 @@ pub fn local_time(ms: f64) -> String {
 
 #[function_component(EventPanel)]
 pub fn event_panel(props: &EventPanelProps) -> Html {
-    let paused = use_state(|| false);
+    let (paused, toggle_pause) = use_toggle(false);
     let list = use_node_ref();
     {
         // keep the newest in view unless paused
-        let (list, paused) = (list.clone(), *paused);
+        let list = list.clone();
         let newest = props.shown.last().map(|e| e.0.seq);
         use_effect_with((newest, paused), move |_| {
             if !paused {
@@ -71,10 +72,6 @@ pub fn event_panel(props: &EventPanelProps) -> Html {
             }
         })
     };
-    let toggle_pause = {
-        let paused = paused.clone();
-        Callback::from(move |_: MouseEvent| paused.set(!*paused))
-    };
     let clear = props.on_clear.reform(|_: MouseEvent| ());
     let export = props.on_export.reform(|_: MouseEvent| ());
     html! {
@@ -84,7 +81,7 @@ pub fn event_panel(props: &EventPanelProps) -> Html {
                 <input type="search" placeholder="filter by name" value={props.filter.clone()}
                        oninput={on_filter} onkeydown={filter_keys} data-testid="event-filter" />
                 <button onclick={toggle_pause} data-testid="events-pause" aria-pressed={paused.to_string()}
-                        title="Pause or resume auto-scroll">{ if *paused { "▶ scroll" } else { "❚❚ scroll" } }</button>
+                        title="Pause or resume auto-scroll">{ if paused { "▶ scroll" } else { "❚❚ scroll" } }</button>
                 <button onclick={clear} data-testid="events-clear">{ "Clear" }</button>
                 <button onclick={export} data-testid="events-export" title="Download every event as JSON lines">{ "Export JSONL" }</button>
             </div>
@@ -120,20 +117,16 @@ struct EventRowProps {
 /// One event: time, name and its data on one line; a click shows the data in full.
 #[function_component(EventRow)]
 fn event_row(props: &EventRowProps) -> Html {
-    let open = use_state(|| false);
+    let (open, toggle) = use_toggle(false);
     let r = &props.event.0;
     let data = r.data();
     let empty = data.as_object().is_some_and(|o| o.is_empty());
-    let toggle = {
-        let open = open.clone();
-        Callback::from(move |_: MouseEvent| open.set(!*open))
-    };
     html! {
         <div class={classes!("event", open.then_some("open"))} data-testid="event" data-name={r.name.to_string()}
              onclick={(!empty).then_some(toggle)}>
             <span class="time" title={format!("{} ms since the epoch", r.timestamp_ms)}>{ local_time(r.timestamp_ms) }</span>
             <span class="name">{ r.name.to_string() }</span>
-            if *open {
+            if open {
                 <pre class="data">{ serde_json::to_string_pretty(&data).unwrap_or_default() }</pre>
             } else if !empty {
                 <span class="data">{ data.to_string() }</span>

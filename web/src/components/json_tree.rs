@@ -7,6 +7,8 @@ use std::rc::Rc;
 use serde_json::Value;
 use yew::prelude::*;
 
+use crate::hooks::use_toggle;
+
 /// Children shown per page of an open node.
 pub const PAGE: usize = 100;
 
@@ -137,7 +139,7 @@ fn json_node(props: &NodeProps) -> Html {
         _ => 0,
     };
     let start_open = props.depth < props.open_depth;
-    let open = use_state(|| start_open);
+    let (open, toggle) = use_toggle(start_open);
     let shown = use_state(|| PAGE);
     let Some(value) = value else { return html! {} };
     let key = props
@@ -155,18 +157,14 @@ fn json_node(props: &NodeProps) -> Html {
             <div class="node leaf">{ for key }<span class={class}>{ preview(value, 2000) }</span></div>
         };
     }
-    let toggle = {
-        let open = open.clone();
-        Callback::from(move |_: MouseEvent| open.set(!*open))
-    };
     let head = html! {
         <button class="toggle" onclick={toggle} aria-expanded={open.to_string()}>
-            { if *open { "▾ " } else { "▸ " } }
+            { if open { "▾ " } else { "▸ " } }
             { for key }
-            <span class="preview">{ if *open { format!("{} {}", if value.is_array() { "array" } else { "object" }, size) } else { preview(value, 80) } }</span>
+            <span class="preview">{ if open { format!("{} {}", if value.is_array() { "array" } else { "object" }, size) } else { preview(value, 80) } }</span>
         </button>
     };
-    if !*open {
+    if !open {
         return html! { <div class="node">{ head }</div> };
     }
     let child = |seg: Seg, label: String| {
