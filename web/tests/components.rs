@@ -56,6 +56,16 @@ fn click(root: &web_sys::Element, selector: &str) {
         .click();
 }
 
+/// Presses `key` (with Ctrl when `ctrl`) on `el`, as a bubbling keydown event.
+fn keydown(el: &web_sys::Element, key: &str, ctrl: bool) {
+    let init = web_sys::KeyboardEventInit::new();
+    init.set_key(key);
+    init.set_ctrl_key(ctrl);
+    init.set_bubbles(true);
+    let ev = web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap();
+    el.dispatch_event(&ev).unwrap();
+}
+
 /// A callback that records what it is given.
 fn recorder<T: 'static>() -> (Callback<T>, Rc<RefCell<Vec<T>>>) {
     let seen = Rc::new(RefCell::new(Vec::new()));
@@ -271,10 +281,18 @@ async fn the_event_panel_is_capped_but_counts_everything() {
         .collect();
     assert_eq!(counts, ["RESUME1500", "STOP500"]);
     // a click shows an event's data in full
-    let last = rows.last().unwrap().clone().dyn_into::<web_sys::HtmlElement>().unwrap();
+    let last = rows
+        .last()
+        .unwrap()
+        .clone()
+        .dyn_into::<web_sys::HtmlElement>()
+        .unwrap();
     last.click();
     settle().await;
-    let pre = last.query_selector("pre.data").unwrap().expect("the data, pretty");
+    let pre = last
+        .query_selector("pre.data")
+        .unwrap()
+        .expect("the data, pretty");
     assert_eq!(pre.text_content().unwrap(), "{\n  \"n\": 1999\n}");
     click(&root, "[data-testid=event-count][data-name=STOP]");
     assert_eq!(*filters.borrow(), ["STOP"]);
@@ -361,12 +379,7 @@ async fn the_form_shows_syntax_errors_and_schema_problems() {
         .query_selector("[data-testid=command-args]")
         .unwrap()
         .unwrap();
-    let init = web_sys::KeyboardEventInit::new();
-    init.set_key("Enter");
-    init.set_ctrl_key(true);
-    init.set_bubbles(true);
-    let ev = web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap();
-    area.dispatch_event(&ev).unwrap();
+    keydown(&area, "Enter", true);
     assert_eq!(
         *msgs.borrow(),
         [
@@ -453,12 +466,7 @@ async fn destructive_actions_ask_in_the_page() {
         .unwrap()
         .unwrap();
     for key in ["Tab", "a", "Escape"] {
-        let init = web_sys::KeyboardEventInit::new();
-        init.set_key(key);
-        init.set_bubbles(true);
-        let ev =
-            web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap();
-        dialog.dispatch_event(&ev).unwrap();
+        keydown(&dialog, key, false);
     }
     assert_eq!(*actions.borrow(), [QuickAction::Pause]);
     assert_eq!(
