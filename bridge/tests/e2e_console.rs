@@ -458,6 +458,8 @@ async fn an_event_flood_is_capped_on_the_page_and_exported_whole() -> testkit::R
         "{last}"
     );
 
+    s.screenshot("console-flood").await?;
+
     // the filter works on the whole log
     page.fill("event-filter", "block_job").await?;
     page.wait_for("document.querySelectorAll('[data-testid=event]').length === 500 && [...document.querySelectorAll('[data-testid=event]')].every(e => e.dataset.name === 'BLOCK_JOB_READY')", WAIT).await?;
