@@ -40,6 +40,8 @@ pub enum Msg {
     Rerun(Request),
     Edit(Request),
     Copy(String),
+    /// Something to tell the user (e.g. a copy that failed).
+    Notice(String),
     EventFilter(String),
     ClearEvents,
     ExportEvents,
@@ -254,14 +256,28 @@ impl App {
     }
 }
 
-fn copy_to_clipboard(text: String) {
-    let Some(window) = web_sys::window() else {
+/// Puts `text` on the clipboard; a refusal comes back through `done` as a message. The
+/// clipboard exists only in secure contexts (https, localhost): elsewhere it says so.
+fn copy_to_clipboard(text: String, done: Callback<String>) {
+    let Some(navigator) = web_sys::window().map(|w| w.navigator()) else {
         return;
     };
-    let promise = window.navigator().clipboard().write_text(&text);
+    let has_clipboard =
+        js_sys::Reflect::get(&navigator, &"clipboard".into()).is_ok_and(|c| !c.is_undefined());
+    if !has_clipboard {
+        done.emit(
+            "copy failed: no clipboard here (browsers offer it on https and localhost only)".into(),
+        );
+        return;
+    }
+    let promise = navigator.clipboard().write_text(&text);
     yew::platform::spawn_local(async move {
-        // a refusal (no permission, no focus) must not surface as an uncaught rejection
-        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+        if let Err(e) = wasm_bindgen_futures::JsFuture::from(promise).await {
+            done.emit(format!(
+                "copy failed: {}",
+                e.as_string().unwrap_or_else(|| format!("{e:?}"))
+            ));
+        }
     });
 }
 
@@ -349,9 +365,10 @@ impl Component for App {
                 self.refresh_args_type();
             }
             Msg::Copy(text) => {
-                copy_to_clipboard(text);
+                copy_to_clipboard(text, ctx.link().callback(Msg::Notice));
                 return false;
             }
+            Msg::Notice(text) => self.console.notices.push(Notice(text)),
             Msg::EventFilter(f) => self.event_filter = f,
             Msg::ClearEvents => self.console.events.clear(),
             Msg::ExportEvents => {
