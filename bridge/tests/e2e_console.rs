@@ -513,13 +513,24 @@ async fn oob_raw_mode_history_and_reconnects() -> testkit::Result<()> {
     assert_eq!(s.relayed("migrate-pause"), 0, "exec-oob, not execute");
     assert!(s.bridge.log().contains("exec-oob"));
 
+    // two raw requests in flight with one id: the second reply has nobody to go to, and
+    // the page says so (dismissable) instead of pairing it wrongly
+    page.fill("raw-text", r#"{"execute": "query-status", "id": "dup"}"#)
+        .await?;
+    page.eval("for (let i = 0; i < 2; i++) document.querySelector('[data-testid=send]').click()")
+        .await?;
+    page.wait_for("document.querySelector('.notices')?.textContent.includes('a reply nobody waits for (id \"dup\")')", WAIT).await?;
+    page.click("dismiss-notices").await?;
+    page.wait_for("!document.querySelector('.notice')", WAIT)
+        .await?;
+
     // history: Up in the command name recalls the raw request, also after a reload
     page.click("mode-json").await?;
     page.eval("document.querySelector('[data-testid=command-name]').focus()")
         .await?;
     page.key("ArrowUp", false).await?;
     page.wait_for(
-        "document.querySelector('[data-testid=raw-text]')?.value.includes('migrate-pause')",
+        "document.querySelector('[data-testid=raw-text]')?.value.includes('query-status')",
         WAIT,
     )
     .await?;
@@ -529,7 +540,7 @@ async fn oob_raw_mode_history_and_reconnects() -> testkit::Result<()> {
         .await?;
     page.key("ArrowUp", false).await?;
     page.wait_for(
-        "document.querySelector('[data-testid=raw-text]')?.value.includes('migrate-pause')",
+        "document.querySelector('[data-testid=raw-text]')?.value.includes('query-status')",
         WAIT,
     )
     .await?;

@@ -42,6 +42,7 @@ pub enum Msg {
     Copy(String),
     /// Something to tell the user (e.g. a copy that failed).
     Notice(String),
+    DismissNotices,
     EventFilter(String),
     ClearEvents,
     ExportEvents,
@@ -59,6 +60,7 @@ struct Links {
     filter: Callback<String>,
     clear: Callback<()>,
     export: Callback<()>,
+    dismiss: Callback<MouseEvent>,
 }
 
 impl Links {
@@ -77,6 +79,7 @@ impl Links {
             filter: link.callback(Msg::EventFilter),
             clear: link.callback(|()| Msg::ClearEvents),
             export: link.callback(|()| Msg::ExportEvents),
+            dismiss: link.callback(|_| Msg::DismissNotices),
         }
     }
 }
@@ -369,6 +372,7 @@ impl Component for App {
                 return false;
             }
             Msg::Notice(text) => self.console.notices.push(Notice(text)),
+            Msg::DismissNotices => self.console.notices.clear(),
             Msg::EventFilter(f) => self.event_filter = f,
             Msg::ClearEvents => self.console.events.clear(),
             Msg::ExportEvents => {
@@ -423,6 +427,9 @@ impl Component for App {
                     <ul class="notices">
                         { for schema_note.map(|n| html! { <li class="muted">{ n }</li> }) }
                         { for c.notices.iter().rev().take(4).map(|n| html! { <li class="notice">{ n.0.clone() }</li> }) }
+                        if !c.notices.is_empty() {
+                            <li><button onclick={l.dismiss.clone()} data-testid="dismiss-notices">{ "Dismiss" }</button></li>
+                        }
                     </ul>
                 }
                 <main class="panes">
