@@ -212,12 +212,10 @@ impl Console {
     /// A new connection attempt begins (first or after a close); the transcript and the
     /// events stay.
     pub fn connecting(&mut self) {
+        self.fail_unanswered("the console reconnected");
         self.phase = Phase::Connecting;
         self.greeting = None;
         self.enabled.clear();
-        self.pending.clear();
-        self.idless.clear();
-        self.status_pending = false;
     }
 
     pub fn is_ready(&self) -> bool {
@@ -244,6 +242,12 @@ impl Console {
     }
 
     fn close(&mut self, code: u16, reason: String) {
+        self.fail_unanswered(&format!("the connection closed ({reason})"));
+        self.phase = Phase::Closed { code, reason };
+    }
+
+    /// Ends the wait of every request still waiting: no reply comes on a lost connection.
+    fn fail_unanswered(&mut self, why: &str) {
         let unanswered: Vec<u64> = self
             .pending
             .values()
@@ -256,13 +260,13 @@ impl Console {
         for seq in unanswered {
             let error = QmpError {
                 class: "ConnectionClosed".into(),
-                desc: format!("no reply: the connection closed ({reason})"),
+                desc: format!("no reply: {why}"),
             };
             self.answer(seq, Value::Null, Some(error), f64::NAN);
         }
         self.pending.clear();
         self.idless.clear();
-        self.phase = Phase::Closed { code, reason };
+        self.status_pending = false;
     }
 
     fn fresh_id(&mut self) -> String {
@@ -647,6 +651,13 @@ mod tests {
         assert_eq!(r.error.as_ref().unwrap().class, "ConnectionClosed");
         c.connecting();
         assert_eq!(c.phase, Phase::Connecting);
+        // reconnecting while a request waits fails it too
+        let (mut c, _) = ready();
+        c.send(Request::command("query-status"), 0.0).unwrap();
+        c.connecting();
+        let r = c.transcript[0].reply.as_ref().unwrap();
+        assert_eq!(r.error.as_ref().unwrap().desc, "no reply: the console reconnected");
+        assert!(c.greeting.is_none());
         assert_eq!(c.transcript.len(), 1, "the transcript survives a reconnect");
     }
 
