@@ -208,6 +208,8 @@ async fn transcript_pairs_requests_with_replies() {
         Some("DeviceNotFound: Device 'x' not found")
     );
     assert!(entries[2].text_content().unwrap().contains("\"paused\""));
+    let args = entries[1].query_selector(".args-preview").unwrap().unwrap();
+    assert_eq!(args.text_content().unwrap(), "{id: \"x\"}", "the request's arguments beside it");
     click(&root, "[data-id=c1] [data-testid=rerun]");
     assert_eq!(*reruns.borrow(), [Request::command("query-status")]);
 }

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use yew::prelude::*;
 
-use super::json_tree::{JsonTree, Shared};
+use super::json_tree::{preview, JsonTree, Shared};
 use crate::state::{Entry, Request};
 
 /// A transcript entry shared by pointer.
@@ -117,6 +117,9 @@ pub fn entry_view(props: &EntryProps) -> Html {
             <div class="entry-head">
                 <span class="seq">{ format!("#{}", e.seq) }</span>
                 <span class="title">{ e.request.title() }</span>
+                if let Request::Command { args: Some(args), .. } = &e.request {
+                    <code class="args-preview" title={args.to_string()}>{ preview(args, 60) }</code>
+                }
                 { status }
                 if let Some(l) = latency { <span class="latency">{ l }</span> }
                 <span class="tools">
