@@ -518,6 +518,25 @@ async fn oob_raw_mode_history_and_reconnects() -> testkit::Result<()> {
         s.bridge.log().contains("exec-oob").then_some(())
     })?;
 
+    // raw text that is not JSON still goes as typed; the bridge's id-less error comes back
+    // to it (replies without an id pair with requests without one, in order)
+    page.fill("raw-text", r#"{"execute": "#).await?;
+    page.click("send").await?;
+    page.wait_for(
+        "document.querySelector('[data-testid=response]')?.dataset.ok === 'false' && \
+         document.querySelector('[data-testid=response]').dataset.id === ''",
+        WAIT,
+    )
+    .await?;
+    let error = page.testid_text("error").await?;
+    assert!(
+        error
+            .as_str()
+            .unwrap_or_default()
+            .contains("not one JSON object"),
+        "{error}"
+    );
+
     // two raw requests in flight with one id: the second reply has nobody to go to, and
     // the page says so (dismissable) instead of pairing it wrongly
     page.fill("raw-text", r#"{"execute": "query-status", "id": "dup"}"#)
