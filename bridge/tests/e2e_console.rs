@@ -400,13 +400,12 @@ async fn the_schema_reply_renders_lazily_and_quit_asks_first() -> testkit::Resul
 
 const FLOOD: usize = 5000;
 
-/// A QMP peer that greets, negotiates, serves the real 7.2 schema, and answers the
-/// console's first `query-status` with a flood of events in one write.
+/// A QMP peer that greets, negotiates, serves the real 7.2 schema, and answers a made-up
+/// `x-flood` command with a flood of events in one write.
 async fn flood_peer(mut c: PeerConn) -> testkit::Result<()> {
     c.send(GREETING.as_bytes()).await?;
     let schema: Value =
         serde_json::from_str(include_str!("../../qmp/tests/data/qemu-7.2-schema.json"))?;
-    let mut flooded = false;
     while let Some(cmd) = c.recv().await? {
         let id = cmd.get("id").cloned().unwrap_or(Value::Null);
         let ret = match cmd["execute"].as_str() {
@@ -416,8 +415,7 @@ async fn flood_peer(mut c: PeerConn) -> testkit::Result<()> {
         };
         c.send(format!("{}\r\n", serde_json::json!({"return": ret, "id": id})).as_bytes())
             .await?;
-        if cmd["execute"] == "query-status" && !flooded {
-            flooded = true;
+        if cmd["execute"] == "x-flood" {
             let mut burst = String::new();
             for n in 0..FLOOD {
                 let name = if n % 10 == 0 {
@@ -440,6 +438,10 @@ async fn an_event_flood_is_capped_on_the_page_and_exported_whole() -> testkit::R
     let peer = FakePeer::start(flood_peer).await?;
     let s = open_console_on(&peer.target()).await?;
     let page = &s.page;
+    page.click("mode-raw").await?;
+    page.fill("raw-text", r#"{"execute": "x-flood", "id": "f"}"#)
+        .await?;
+    page.click("send").await?;
     page.wait_for(
         &format!("document.querySelector('[data-testid=event-count][data-name=JOB_STATUS_CHANGE]')?.textContent === 'JOB_STATUS_CHANGE{}'", FLOOD - FLOOD / 10),
         WAIT,
