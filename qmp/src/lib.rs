@@ -8,15 +8,19 @@
 //! - [`inbound`]: the check every client frame passes before it is written upstream:
 //!   exactly one JSON object without repeated keys, or a QMP-shaped rejection carrying the
 //!   frame's `id`; and what commands a frame would run (for policies).
+//! - [`schema`]: QEMU's `query-qmp-schema` reply: command names, argument trees,
+//!   templates of the required arguments, and validation with JSON paths.
 //!
 //! serde and serde_json only, no I/O: it builds for native and wasm32 alike.
 
 pub mod framing;
 pub mod inbound;
 pub mod message;
+pub mod schema;
 
 pub use framing::{FrameError, Framer};
 pub use inbound::{parse_client_frame, ClientFrame, Rejection};
 pub use message::{
     outline, Envelope, Event, Greeting, Kind, Message, MessageError, Outline, QmpError, Version,
 };
+pub use schema::{Schema, SchemaError};

@@ -149,6 +149,11 @@ impl Browser {
         })
     }
 
+    /// A raw browser-level CDP call (e.g. `Browser.grantPermissions`).
+    pub async fn call(&self, method: &str, params: Value) -> Result<Value> {
+        self.cdp.call(method, params, None).await
+    }
+
     /// Opens a new tab at `url` with console and log capture on.
     pub async fn new_page(&self, url: &str) -> Result<Page> {
         let target = self
@@ -246,6 +251,52 @@ impl Page {
         .await
     }
 
+    /// Sets an input's or text area's value as typing would (an `input` event follows),
+    /// for `[data-testid=ID]`.
+    pub async fn fill(&self, id: &str, text: &str) -> Result<()> {
+        let text = serde_json::to_string(text)?;
+        let found = self
+            .eval(&format!(
+                "(() => {{ const el = document.querySelector('[data-testid=\"{id}\"]'); if (!el) return false; \
+                 el.focus(); el.value = {text}; el.dispatchEvent(new InputEvent('input', {{bubbles: true}})); return true; }})()"
+            ))
+            .await?;
+        if found != json!(true) {
+            return Err(format!("no [data-testid={id}] to fill").into());
+        }
+        Ok(())
+    }
+
+    /// Clicks `[data-testid=ID]` (the first one).
+    pub async fn click(&self, id: &str) -> Result<()> {
+        let found = self
+            .eval(&format!(
+                "(() => {{ const el = document.querySelector('[data-testid=\"{id}\"]'); if (!el) return false; el.click(); return true; }})()"
+            ))
+            .await?;
+        if found != json!(true) {
+            return Err(format!("no [data-testid={id}] to click").into());
+        }
+        Ok(())
+    }
+
+    /// Presses a key (e.g. `Enter` with `ctrl`) on the focused element, as a keydown event.
+    pub async fn key(&self, key: &str, ctrl: bool) -> Result<()> {
+        self.eval(&format!(
+            "document.activeElement?.dispatchEvent(new KeyboardEvent('keydown', {{key: {key:?}, ctrlKey: {ctrl}, bubbles: true, cancelable: true}}))"
+        ))
+        .await?;
+        Ok(())
+    }
+
+    /// A PNG screenshot of the viewport, written to `path`.
+    pub async fn screenshot(&self, path: &std::path::Path) -> Result<()> {
+        let r = self.call("Page.captureScreenshot", json!({ "format": "png" })).await?;
+        let data = r["data"].as_str().ok_or("no screenshot data")?;
+        std::fs::write(path, base64_decode(data)?)?;
+        Ok(())
+    }
+
     /// Every console error, uncaught exception and error log entry of this tab so far.
     pub fn errors(&self) -> Vec<String> {
         let Ok(events) = self.cdp.events.lock() else {
@@ -276,5 +327,38 @@ impl Page {
                 }
             })
             .collect()
+    }
+}
+
+/// Standard base64 (as CDP sends binary data), without a dependency for it.
+fn base64_decode(text: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return Err(format!("not base64: byte {c}").into()),
+        };
+        acc = acc << 6 | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_decodes() {
+        assert_eq!(super::base64_decode("aGVsbG8gd29ybGQ=").unwrap(), b"hello world");
+        assert_eq!(super::base64_decode("AAEC/w==").unwrap(), [0, 1, 2, 255]);
+        assert!(super::base64_decode("a*b").is_err());
     }
 }

@@ -1,21 +1,107 @@
-//! The root component: owns the socket, feeds it into [`Console`], renders the result.
+//! The root component: owns the socket and the [`Console`] state, reconnects with backoff,
+//! keeps the form and its history, and lays the page out.
 
+use std::rc::Rc;
+
+use gloo_storage::{LocalStorage, Storage};
+use gloo_timers::callback::Timeout;
+use qmp::schema::TypeNode;
+use serde_json::Value;
+use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
-use crate::components::Header;
+use crate::components::{
+    CommandForm, EntryActions, EntryRef, EventPanel, EventRef, FormMsg, Header, QuickAction,
+    QuickActions, Shared, Transcript, TypeRef,
+};
+use crate::editor::{self, Check, Form, History};
 use crate::endpoint::websocket_url;
-use crate::socket::Socket;
-use crate::state::{Console, Input, Notice};
+use crate::socket::{now_ms, Socket};
+use crate::state::{backoff_ms, Console, Input, Notice, Phase, Request};
+
+const HISTORY_KEY: &str = "qmp-console.history";
+const OOB_KEY: &str = "qmp-console.oob";
+/// Automatic reconnect attempts after a close, before waiting for the user.
+const MAX_RETRIES: u32 = 10;
+/// Completions offered under the command name.
+const COMPLETIONS: usize = 8;
 
 /// Root component messages.
 pub enum Msg {
     Socket(Input),
+    Form(FormMsg),
+    /// Connect (true) or disconnect (false), from the button.
+    Connect(bool),
+    /// The backoff timer fired.
+    Retry,
+    Oob(bool),
+    Action(QuickAction),
+    Confirm(bool),
+    Rerun(Request),
+    Edit(Request),
+    Copy(String),
+    /// Something to tell the user (e.g. a copy that failed).
+    Notice(String),
+    DismissNotices,
+    EventFilter(String),
+    ClearEvents,
+    ExportEvents,
+}
+
+/// The page's callbacks, made once: a callback made anew in every `view` would never
+/// compare equal, and every component would render again at every message.
+struct Links {
+    oob: Callback<bool>,
+    connect: Callback<bool>,
+    action: Callback<QuickAction>,
+    confirm: Callback<bool>,
+    form: Callback<FormMsg>,
+    entry: EntryActions,
+    filter: Callback<String>,
+    clear: Callback<()>,
+    export: Callback<()>,
+    dismiss: Callback<MouseEvent>,
+}
+
+impl Links {
+    fn new(link: &yew::html::Scope<App>) -> Links {
+        Links {
+            oob: link.callback(Msg::Oob),
+            connect: link.callback(Msg::Connect),
+            action: link.callback(Msg::Action),
+            confirm: link.callback(Msg::Confirm),
+            form: link.callback(Msg::Form),
+            entry: EntryActions {
+                rerun: link.callback(Msg::Rerun),
+                edit: link.callback(Msg::Edit),
+                copy: link.callback(Msg::Copy),
+            },
+            filter: link.callback(Msg::EventFilter),
+            clear: link.callback(|()| Msg::ClearEvents),
+            export: link.callback(|()| Msg::ExportEvents),
+            dismiss: link.callback(|_| Msg::DismissNotices),
+        }
+    }
 }
 
 /// The console page.
 pub struct App {
+    links: Links,
     console: Console,
     socket: Option<Socket>,
+    form: Form,
+    /// Why the last Send was refused (syntax error, schema problems).
+    refused: Option<AttrValue>,
+    /// The resolved argument type of the command named in the form.
+    args_type: Option<(String, TypeRef)>,
+    confirming: Option<QuickAction>,
+    event_filter: String,
+    /// Reconnect automatically after a close (off after Disconnect).
+    auto: bool,
+    attempt: u32,
+    retry: Option<(Timeout, u32)>,
+    /// The last export's object URL, kept until the next export so the download can read it.
+    export_url: Option<gloo_file::ObjectUrl>,
 }
 
 fn page_url() -> String {
@@ -29,37 +115,269 @@ fn page_url() -> String {
     )
 }
 
+impl App {
+    fn connect(&mut self, ctx: &Context<Self>) {
+        self.retry = None;
+        self.socket = None;
+        self.console.connecting();
+        match Socket::open(&self.console.url, ctx.link().callback(Msg::Socket)) {
+            Ok(s) => self.socket = Some(s),
+            Err(e) => self.on_closed(ctx, 0, e),
+        }
+    }
+
+    fn on_closed(&mut self, ctx: &Context<Self>, code: u16, reason: String) {
+        self.socket = None;
+        self.console.handle(Input::Closed { code, reason });
+        if self.auto && self.attempt < MAX_RETRIES {
+            let ms = backoff_ms(self.attempt);
+            self.attempt += 1;
+            let link = ctx.link().clone();
+            self.retry = Some((
+                Timeout::new(ms, move || link.send_message(Msg::Retry)),
+                ms.div_ceil(1000),
+            ));
+        }
+    }
+
+    fn transmit(&mut self, frames: Vec<String>) {
+        for frame in frames {
+            let result = match &self.socket {
+                Some(s) => s.send(&frame).map(|_| ()),
+                None => Err("not connected".into()),
+            };
+            if let Err(e) = result {
+                self.console.notices.push(Notice(e));
+            }
+        }
+    }
+
+    /// Sends a request the user made; records it in the history.
+    fn dispatch(&mut self, request: Request) {
+        match self.console.send(request.clone(), now_ms()) {
+            Ok(frame) => {
+                self.transmit(vec![frame]);
+                self.form.history.push(request);
+                let _ = LocalStorage::set(HISTORY_KEY, self.form.history.to_json());
+                self.refused = None;
+            }
+            Err(e) => self.refused = Some(format!("not sent: {e}").into()),
+        }
+    }
+
+    fn send_form(&mut self, anyway: bool) {
+        let schema = self.console.schema.clone();
+        match self.form.check(schema.as_deref()) {
+            Check::Empty => self.refused = Some("not sent: nothing to send".into()),
+            Check::Syntax(e) => {
+                self.refused = Some(format!("not sent: the arguments are not JSON ({e})").into())
+            }
+            Check::Request { problems, .. } if !problems.is_empty() && !anyway => {
+                let n = problems.len();
+                let s = if n == 1 { "" } else { "s" };
+                self.refused =
+                    Some(format!("not sent: {n} schema problem{s} (fix, or Send anyway)").into());
+            }
+            Check::Request { request, .. } => self.dispatch(request),
+        }
+    }
+
+    /// Keeps `args_type` in step with the command named in the form.
+    fn refresh_args_type(&mut self) {
+        let name = self.form.name.trim();
+        if self.args_type.as_ref().is_some_and(|(n, _)| n == name) {
+            return;
+        }
+        self.args_type = self.console.schema.as_ref().and_then(|s| {
+            let ty: TypeNode = s.argument_type(name).ok()?;
+            Some((name.to_owned(), Shared(Rc::new(ty))))
+        });
+    }
+
+    fn form_msg(&mut self, msg: FormMsg) {
+        if !matches!(msg, FormMsg::Send(_) | FormMsg::Format | FormMsg::Minify) {
+            self.refused = None;
+        }
+        let schema = self.console.schema.clone();
+        let form = &mut self.form;
+        match msg {
+            FormMsg::Mode(m) => form.mode = m,
+            FormMsg::Name(n) => {
+                // naming a known command with no arguments typed yet fills its template
+                let known = schema
+                    .as_ref()
+                    .is_some_and(|s| s.command(n.trim()).is_some());
+                if known && form.args.trim().is_empty() {
+                    form.choose(n.trim(), schema.as_deref());
+                }
+                form.name = n;
+            }
+            FormMsg::Choose(n) => form.choose(&n, schema.as_deref()),
+            FormMsg::Args(a) => form.args = a,
+            FormMsg::Hmp(h) => form.hmp = h,
+            FormMsg::Raw(r) => form.raw = r,
+            FormMsg::Format | FormMsg::Minify => {
+                let pretty = msg == FormMsg::Format;
+                let text = if form.mode == editor::Mode::Raw {
+                    &mut form.raw
+                } else {
+                    &mut form.args
+                };
+                let done = if pretty {
+                    editor::format(text)
+                } else {
+                    editor::minify(text)
+                };
+                match done {
+                    Ok(t) => *text = t,
+                    Err(e) => self.refused = Some(format!("cannot format: {e}").into()),
+                }
+            }
+            FormMsg::Recall(older) => {
+                form.recall(older);
+            }
+            FormMsg::Clear => form.clear(),
+            FormMsg::Send(anyway) => self.send_form(anyway),
+        }
+        self.refresh_args_type();
+    }
+
+    fn export_events(&mut self) {
+        let text = self.console.events.export_jsonl();
+        let blob = gloo_file::Blob::new_with_options(text.as_str(), Some("application/x-ndjson"));
+        let url = gloo_file::ObjectUrl::from(blob);
+        let anchor = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.create_element("a").ok())
+            .and_then(|a| a.dyn_into::<web_sys::HtmlElement>().ok());
+        if let Some(a) = anchor {
+            let _ = a.set_attribute("href", &url);
+            let _ = a.set_attribute("download", "qmp-events.jsonl");
+            a.click();
+        }
+        self.export_url = Some(url);
+    }
+}
+
+/// Puts `text` on the clipboard; a refusal comes back through `done` as a message. The
+/// clipboard exists only in secure contexts (https, localhost): elsewhere it says so.
+fn copy_to_clipboard(text: String, done: Callback<String>) {
+    let Some(navigator) = web_sys::window().map(|w| w.navigator()) else {
+        return;
+    };
+    let has_clipboard =
+        js_sys::Reflect::get(&navigator, &"clipboard".into()).is_ok_and(|c| !c.is_undefined());
+    if !has_clipboard {
+        done.emit(
+            "copy failed: no clipboard here (browsers offer it on https and localhost only)".into(),
+        );
+        return;
+    }
+    let promise = navigator.clipboard().write_text(&text);
+    yew::platform::spawn_local(async move {
+        if let Err(e) = wasm_bindgen_futures::JsFuture::from(promise).await {
+            done.emit(format!(
+                "copy failed: {}",
+                e.as_string().unwrap_or_else(|| format!("{e:?}"))
+            ));
+        }
+    });
+}
+
 impl Component for App {
     type Message = Msg;
     type Properties = ();
 
     fn create(ctx: &Context<Self>) -> Self {
-        let url = page_url();
-        let mut console = Console::new(url.clone());
-        let socket = match Socket::open(&url, ctx.link().callback(Msg::Socket)) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                console.handle(Input::Closed { code: 0, reason: e });
-                None
-            }
+        let mut console = Console::new(page_url());
+        console.want_oob = LocalStorage::get::<bool>(OOB_KEY).unwrap_or(false);
+        let history = LocalStorage::get::<Value>(HISTORY_KEY)
+            .map(|v| History::from_json(&v))
+            .unwrap_or_default();
+        let mut app = App {
+            links: Links::new(ctx.link()),
+            console,
+            socket: None,
+            form: Form {
+                history,
+                ..Form::default()
+            },
+            refused: None,
+            args_type: None,
+            confirming: None,
+            event_filter: String::new(),
+            auto: true,
+            attempt: 0,
+            retry: None,
+            export_url: None,
         };
-        App { console, socket }
+        app.connect(ctx);
+        app
     }
 
-    fn update(&mut self, _ctx: &Context<Self>, msg: Msg) -> bool {
+    fn update(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
         match msg {
+            Msg::Socket(Input::Closed { code, reason }) => self.on_closed(ctx, code, reason),
             Msg::Socket(input) => {
-                let closed = matches!(input, Input::Closed { .. });
-                for frame in self.console.handle(input) {
-                    if let Some(socket) = &self.socket {
-                        if let Err(e) = socket.send(&frame) {
-                            self.console.notices.push(Notice(e));
-                        }
-                    }
+                let frames = self.console.handle(input);
+                self.transmit(frames);
+                if self.console.is_ready() {
+                    self.attempt = 0;
                 }
-                if closed {
-                    self.socket = None;
+                if self.args_type.is_none() {
+                    self.refresh_args_type();
                 }
+            }
+            Msg::Form(m) => self.form_msg(m),
+            Msg::Connect(true) => {
+                self.auto = true;
+                self.attempt = 0;
+                self.connect(ctx);
+            }
+            Msg::Connect(false) => {
+                self.auto = false;
+                self.retry = None;
+                self.socket = None;
+                self.console.handle(Input::Closed {
+                    code: 1000,
+                    reason: "disconnected by you".into(),
+                });
+            }
+            Msg::Retry => self.connect(ctx),
+            Msg::Oob(on) => {
+                self.console.want_oob = on;
+                let _ = LocalStorage::set(OOB_KEY, on);
+                // capabilities are negotiated once per connection: apply by reconnecting
+                let negotiated = self.console.enabled.iter().any(|c| c == "oob");
+                if self.console.is_ready() && negotiated != on {
+                    self.auto = true;
+                    self.connect(ctx);
+                }
+            }
+            Msg::Action(a) if a.destructive() => self.confirming = Some(a),
+            Msg::Action(a) => self.dispatch(Request::command(a.command())),
+            Msg::Confirm(yes) => {
+                if let (true, Some(a)) = (yes, self.confirming) {
+                    self.dispatch(Request::command(a.command()));
+                }
+                self.confirming = None;
+            }
+            Msg::Rerun(r) => self.dispatch(r),
+            Msg::Edit(r) => {
+                self.form.load(&r);
+                self.refresh_args_type();
+            }
+            Msg::Copy(text) => {
+                copy_to_clipboard(text, ctx.link().callback(Msg::Notice));
+                return false;
+            }
+            Msg::Notice(text) => self.console.notices.push(Notice(text)),
+            Msg::DismissNotices => self.console.notices.clear(),
+            Msg::EventFilter(f) => self.event_filter = f,
+            Msg::ClearEvents => self.console.events.clear(),
+            Msg::ExportEvents => {
+                self.export_events();
+                return false;
             }
         }
         true
@@ -67,12 +385,65 @@ impl Component for App {
 
     fn view(&self, _ctx: &Context<Self>) -> Html {
         let c = &self.console;
+        let l = &self.links;
+        let schema = c.schema.as_deref();
+        let check = self.form.check(schema);
+        let completions = match (schema, self.form.mode) {
+            (Some(s), editor::Mode::Json) if !self.form.name.trim().is_empty() => s
+                .completions(&self.form.name, COMPLETIONS)
+                .into_iter()
+                .map(|n| AttrValue::from(n.to_owned()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let shown: Vec<EventRef> = c
+            .events
+            .shown(&self.event_filter)
+            .into_iter()
+            .map(Shared)
+            .collect();
+        let counts: Vec<(AttrValue, u64)> = c
+            .events
+            .counts()
+            .map(|(n, k)| (AttrValue::from(n.to_owned()), k))
+            .collect();
+        let entries: Vec<EntryRef> = c.transcript.iter().cloned().map(Shared).collect();
+        let ready = c.is_ready();
+        let retry_in = self.retry.as_ref().map(|(_, s)| *s);
+        let schema_note = match (&c.phase, schema) {
+            (Phase::Ready, None) => Some("reading QEMU's schema…"),
+            _ => None,
+        };
         html! {
             <div class="console">
-                <Header url={c.url.clone()} phase={c.phase.clone()} greeting={c.greeting.clone()} />
-                <ul class="notices">
-                    { for c.notices.iter().map(|n| html! { <li class="notice">{ n.0.clone() }</li> }) }
-                </ul>
+                <Header url={c.url.clone()} phase={c.phase.clone()} greeting={c.greeting.clone()}
+                        vm_status={c.vm_status.clone().map(AttrValue::from)}
+                        enabled={c.enabled.iter().cloned().map(AttrValue::from).collect::<Vec<_>>()}
+                        want_oob={c.want_oob} on_oob={l.oob.clone()}
+                        {retry_in} on_connect={l.connect.clone()} />
+                <QuickActions enabled={ready} confirming={self.confirming}
+                              on_action={l.action.clone()} on_confirm={l.confirm.clone()} />
+                if !c.notices.is_empty() || schema_note.is_some() {
+                    <ul class="notices">
+                        { for schema_note.map(|n| html! { <li class="muted">{ n }</li> }) }
+                        { for c.notices.iter().rev().take(4).map(|n| html! { <li class="notice">{ n.0.clone() }</li> }) }
+                        if !c.notices.is_empty() {
+                            <li><button onclick={l.dismiss.clone()} data-testid="dismiss-notices">{ "Dismiss" }</button></li>
+                        }
+                    </ul>
+                }
+                <main class="panes">
+                    <div class="left">
+                        <CommandForm form={self.form.clone()} {check} {completions}
+                                     args_type={self.args_type.as_ref().map(|(_, t)| t.clone())}
+                                     {ready} refused={self.refused.clone()} on={l.form.clone()} />
+                        <Transcript {entries} actions={l.entry.clone()} />
+                    </div>
+                    <EventPanel {shown} {counts} total={c.events.total()} filter={AttrValue::from(self.event_filter.clone())}
+                                on_filter={l.filter.clone()}
+                                on_clear={l.clear.clone()}
+                                on_export={l.export.clone()} />
+                </main>
             </div>
         }
     }

@@ -1,18 +1,25 @@
 //! qmp-web: the qmp-console browser app (Yew, compiled to WebAssembly).
 //!
-//! - [`state`]: the console's state machine (connection phases, QMP greeting and
-//!   capabilities handshake) as plain Rust, tested natively.
+//! - [`state`]: the console's state as plain Rust, tested natively: connection phases,
+//!   the QMP handshake, requests and replies matched by id, schema, VM status.
+//! - [`events`]: the event log (complete counts and export, a capped view for the page).
+//! - [`editor`]: the command form's logic: JSON syntax errors, format/minify, schema
+//!   validation before sending, the history.
 //! - [`endpoint`]: which websocket URL to open, from the page's own URL.
-//! - [`socket`]: the browser `WebSocket`, turning its callbacks into [`state::Input`]s.
-//! - [`app`]: the root component, tying the socket to the state and rendering it.
-//! - [`components`]: small view pieces taking props.
+//! - [`socket`]: the browser `WebSocket`, its messages batched into [`state::Input`]s.
+//! - [`app`]: the root component: owns the socket, reconnects, ties state to the page.
+//! - [`components`]: small view pieces taking props and callbacks; [`hooks`]: their
+//!   custom hooks.
 //!
-//! `main.rs` only mounts [`App`], so tests can mount it too. The QMP model comes from the
-//! shared `qmp` crate.
+//! `main.rs` only mounts [`App`], so tests can mount it too. The QMP model (messages,
+//! schema) comes from the shared `qmp` crate.
 
 pub mod app;
 pub mod components;
+pub mod editor;
 pub mod endpoint;
+pub mod events;
+pub mod hooks;
 pub mod socket;
 pub mod state;
 

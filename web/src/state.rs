@@ -1,11 +1,19 @@
-//! The console's state: connection phase and the QMP handshake, as plain Rust.
+//! The console's state as plain Rust: connection phase and QMP handshake, requests and
+//! their replies matched by `id`, the schema, the VM status, and the event log.
 //!
-//! The socket feeds [`Input`]s to [`Console::handle`], which updates the state and returns
-//! the frames to send. Handshake, per QEMU's qmp-spec: the server greets, the client sends
-//! `qmp_capabilities`, and its success means commands may flow.
+//! The socket feeds [`Input`]s to [`Console::handle`], the page feeds [`Request`]s to
+//! [`Console::send`]; both update the state and return the frames to send. Handshake, per
+//! QEMU's qmp-spec: the server greets, the client sends `qmp_capabilities`, and its success
+//! means commands may flow. Once ready the console reads `query-qmp-schema` and
+//! `query-status` itself (not shown in the transcript).
 
-use qmp::{Greeting, Message};
-use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+
+use qmp::{Greeting, Message, QmpError, Schema};
+use serde_json::{json, Value};
+
+use crate::events::EventLog;
 
 /// Where the connection stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,28 +43,148 @@ impl Phase {
     }
 }
 
-/// Something that happened on the socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something that happened on the socket. Times are milliseconds (the page's clock).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     Opened,
-    Received(String),
-    Closed { code: u16, reason: String },
+    /// One message's text and when it arrived.
+    Received(String, f64),
+    /// Messages that arrived together, delivered at once so the page renders once.
+    Batch(Vec<(String, f64)>),
+    Closed {
+        code: u16,
+        reason: String,
+    },
 }
 
 /// The id of the handshake's `qmp_capabilities` command.
 pub const CAPABILITIES_ID: &str = "qmp-console-capabilities";
+/// Id prefix of the console's own requests (schema, status).
+const OWN_ID: &str = "qmp-console-";
+/// Transcript entries kept (older ones drop off the page).
+pub const TRANSCRIPT_CAP: usize = 200;
+
+/// How long to wait before reconnect attempt `attempt` (0, 1, ...): 1 s, doubling, at
+/// most 30 s.
+pub fn backoff_ms(attempt: u32) -> u32 {
+    1000u32.saturating_mul(1 << attempt.min(5)).min(30_000)
+}
 
 /// A problem to show the user, without ending the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice(pub String);
 
-/// The whole console state.
+/// What the user asks to send.
 #[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// `execute` with optional `arguments`; the console adds a fresh `id`.
+    Command { name: String, args: Option<Value> },
+    /// Any text, sent exactly as typed (e.g. `exec-oob`).
+    Raw(String),
+    /// An HMP command line, through `human-monitor-command`.
+    Hmp(String),
+}
+
+impl Request {
+    /// `execute` `name` with no arguments.
+    pub fn command(name: &str) -> Request {
+        Request::Command {
+            name: name.to_owned(),
+            args: None,
+        }
+    }
+
+    /// What the transcript calls it: the command name, or `hmp` / `raw` with the text.
+    pub fn title(&self) -> String {
+        match self {
+            Request::Command { name, .. } => name.clone(),
+            Request::Hmp(line) => format!("hmp: {line}"),
+            Request::Raw(text) => match serde_json::from_str::<Value>(text) {
+                Ok(v) => v
+                    .get("execute")
+                    .or_else(|| v.get("exec-oob"))
+                    .and_then(Value::as_str)
+                    .map_or_else(|| "raw".to_owned(), |n| format!("raw: {n}")),
+                Err(_) => "raw".to_owned(),
+            },
+        }
+    }
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// The `return` value (`Null` for an error).
+    pub value: Rc<Value>,
+    pub error: Option<QmpError>,
+    pub latency_ms: f64,
+}
+
+impl Reply {
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// One transcript entry: a request and, once it came, its reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Position in the session (1, 2, ...).
+    pub seq: u64,
+    /// The request's `id` as the page shows it (`data-id`); empty when it had none.
+    pub id: String,
+    pub request: Request,
+    /// The frame as sent.
+    pub text: String,
+    pub sent_ms: f64,
+    pub reply: Option<Reply>,
+}
+
+/// Whose reply an id awaits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiter {
+    Entry(u64),
+    Schema,
+    Status,
+}
+
+/// The whole console state.
+#[derive(Debug, Clone)]
 pub struct Console {
     pub url: String,
     pub phase: Phase,
     pub greeting: Option<Greeting>,
     pub notices: Vec<Notice>,
+    /// Ask for `oob` when QEMU offers it (takes effect at the next negotiation).
+    pub want_oob: bool,
+    /// Capabilities enabled by the last negotiation.
+    pub enabled: Vec<String>,
+    pub schema: Option<Rc<Schema>>,
+    /// QEMU's run state (`running`, `paused`, `prelaunch`, `shutdown`, ...).
+    pub vm_status: Option<String>,
+    /// Oldest first, at most [`TRANSCRIPT_CAP`].
+    pub transcript: VecDeque<Rc<Entry>>,
+    pub events: EventLog,
+    /// Reply id (as JSON text) -> who waits for it.
+    pending: HashMap<String, Waiter>,
+    /// Entries sent without an id, oldest first: id-less replies go to them in order.
+    idless: VecDeque<u64>,
+    next_seq: u64,
+    next_id: u64,
+    own_count: u64,
+    status_pending: bool,
+}
+
+fn id_key(id: &Value) -> String {
+    id.to_string()
+}
+
+/// The `data-id` text of an id: a string as itself, anything else as JSON.
+pub fn id_label(id: &Value) -> String {
+    match id {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 impl Console {
@@ -66,7 +194,32 @@ impl Console {
             phase: Phase::Connecting,
             greeting: None,
             notices: Vec::new(),
+            want_oob: false,
+            enabled: Vec::new(),
+            schema: None,
+            vm_status: None,
+            transcript: VecDeque::new(),
+            events: EventLog::default(),
+            pending: HashMap::new(),
+            idless: VecDeque::new(),
+            next_seq: 1,
+            next_id: 1,
+            own_count: 0,
+            status_pending: false,
         }
+    }
+
+    /// A new connection attempt begins (first or after a close); the transcript and the
+    /// events stay.
+    pub fn connecting(&mut self) {
+        self.fail_unanswered("the console reconnected");
+        self.phase = Phase::Connecting;
+        self.greeting = None;
+        self.enabled.clear();
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.phase == Phase::Ready
     }
 
     /// Applies one input; returns the frames to send, in order.
@@ -77,51 +230,234 @@ impl Console {
                 Vec::new()
             }
             Input::Closed { code, reason } => {
-                self.phase = Phase::Closed { code, reason };
+                self.close(code, reason);
                 Vec::new()
             }
-            Input::Received(text) => self.receive(&text),
+            Input::Received(text, at) => self.receive(&text, at),
+            Input::Batch(items) => items
+                .into_iter()
+                .flat_map(|(text, at)| self.receive(&text, at))
+                .collect(),
         }
     }
 
-    fn receive(&mut self, text: &str) -> Vec<String> {
+    fn close(&mut self, code: u16, reason: String) {
+        self.fail_unanswered(&format!("the connection closed ({reason})"));
+        self.phase = Phase::Closed { code, reason };
+    }
+
+    /// Ends the wait of every request still waiting: no reply comes on a lost connection.
+    fn fail_unanswered(&mut self, why: &str) {
+        let unanswered: Vec<u64> = self
+            .pending
+            .values()
+            .filter_map(|w| match w {
+                Waiter::Entry(seq) => Some(*seq),
+                _ => None,
+            })
+            .chain(self.idless.iter().copied())
+            .collect();
+        for seq in unanswered {
+            let error = QmpError {
+                class: "ConnectionClosed".into(),
+                desc: format!("no reply: {why}"),
+            };
+            self.answer(seq, Value::Null, Some(error), f64::NAN);
+        }
+        self.pending.clear();
+        self.idless.clear();
+        self.status_pending = false;
+    }
+
+    fn fresh_id(&mut self) -> String {
+        let id = format!("c{}", self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    /// Sends a user request: returns the frame for the socket, or why it can not go.
+    pub fn send(&mut self, request: Request, now_ms: f64) -> Result<String, String> {
+        if !self.is_ready() {
+            return Err(format!("not connected ({})", self.phase.label()));
+        }
+        let (text, id) = match &request {
+            Request::Command { name, args } => {
+                let id = Value::String(self.fresh_id());
+                (
+                    qmp::message::command(name, args.clone(), Some(id.clone())),
+                    Some(id),
+                )
+            }
+            Request::Hmp(line) => {
+                let id = Value::String(self.fresh_id());
+                let args = json!({ "command-line": line });
+                let text =
+                    qmp::message::command("human-monitor-command", Some(args), Some(id.clone()));
+                (text, Some(id))
+            }
+            Request::Raw(text) => {
+                let id = match serde_json::from_str::<Value>(text) {
+                    Ok(v) => v.get("id").cloned(),
+                    Err(_) => qmp::inbound::salvage_id(text),
+                };
+                (text.clone(), id)
+            }
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        match &id {
+            Some(id) => {
+                self.pending.insert(id_key(id), Waiter::Entry(seq));
+            }
+            None => self.idless.push_back(seq),
+        }
+        self.transcript.push_back(Rc::new(Entry {
+            seq,
+            id: id.as_ref().map(id_label).unwrap_or_default(),
+            request,
+            text: text.clone(),
+            sent_ms: now_ms,
+            reply: None,
+        }));
+        while self.transcript.len() > TRANSCRIPT_CAP {
+            self.transcript.pop_front();
+        }
+        Ok(text)
+    }
+
+    fn own_request(&mut self, command: &str, waiter: Waiter) -> String {
+        self.own_count += 1;
+        let id = Value::String(format!("{OWN_ID}{command}-{}", self.own_count));
+        self.pending.insert(id_key(&id), waiter);
+        qmp::message::command(command, None, Some(id))
+    }
+
+    fn query_status(&mut self) -> Vec<String> {
+        if self.status_pending || !self.is_ready() {
+            return Vec::new();
+        }
+        self.status_pending = true;
+        vec![self.own_request("query-status", Waiter::Status)]
+    }
+
+    fn answer(&mut self, seq: u64, value: Value, error: Option<QmpError>, at: f64) {
+        if let Some(entry) = self.transcript.iter_mut().rev().find(|e| e.seq == seq) {
+            let e = Rc::make_mut(entry);
+            e.reply = Some(Reply {
+                value: Rc::new(value),
+                error,
+                latency_ms: at - e.sent_ms,
+            });
+        }
+    }
+
+    fn receive(&mut self, text: &str, at: f64) -> Vec<String> {
         let message = match Message::parse(text) {
             Ok(m) => m,
             Err(e) => {
-                self.notices.push(Notice(format!("unreadable message from the bridge: {e}")));
+                self.notices
+                    .push(Notice(format!("unreadable message from the bridge: {e}")));
                 return Vec::new();
             }
         };
-        match (&self.phase, message) {
-            (Phase::Greeting, Message::Greeting(greeting)) => {
+        match message {
+            Message::Greeting(greeting) if self.phase == Phase::Greeting => {
+                let enable: Vec<&str> =
+                    if self.want_oob && greeting.capabilities.iter().any(|c| c == "oob") {
+                        vec!["oob"]
+                    } else {
+                        vec![]
+                    };
+                self.enabled = enable.iter().map(|s| (*s).to_owned()).collect();
                 self.greeting = Some(greeting);
                 self.phase = Phase::Negotiating;
                 vec![qmp::message::qmp_capabilities(
-                    &[],
+                    &enable,
                     Some(Value::String(CAPABILITIES_ID.into())),
                 )]
             }
-            (Phase::Negotiating, Message::Return { id: Some(Value::String(id)), .. })
-                if id == CAPABILITIES_ID =>
-            {
-                self.phase = Phase::Ready;
+            Message::Greeting(_) => {
+                self.notices
+                    .push(Notice("unexpected second greeting".into()));
                 Vec::new()
             }
-            (Phase::Negotiating, Message::Error { id: Some(Value::String(id)), error })
-                if id == CAPABILITIES_ID =>
-            {
-                self.notices.push(Notice(format!(
-                    "capabilities negotiation failed: {} ({})",
-                    error.desc, error.class
-                )));
-                Vec::new()
+            Message::Event(event) => {
+                let status = match event.name.as_str() {
+                    "STOP" => Some("paused"),
+                    "RESUME" | "WAKEUP" => Some("running"),
+                    "SHUTDOWN" => Some("shutdown"),
+                    "SUSPEND" => Some("suspended"),
+                    "RESET" => None,
+                    _ => {
+                        self.events.push(event, text);
+                        return Vec::new();
+                    }
+                };
+                if let Some(s) = status {
+                    self.vm_status = Some(s.to_owned());
+                }
+                self.events.push(event, text);
+                // confirm with QEMU's own word (a reset may change the state, too)
+                self.query_status()
             }
-            (_, Message::Greeting(_)) => {
-                self.notices.push(Notice("unexpected second greeting".into()));
-                Vec::new()
-            }
-            _ => Vec::new(),
+            Message::Return { id, value } => self.reply(id, value, None, at),
+            Message::Error { id, error } => self.reply(id, Value::Null, Some(error), at),
         }
+    }
+
+    fn reply(
+        &mut self,
+        id: Option<Value>,
+        value: Value,
+        error: Option<QmpError>,
+        at: f64,
+    ) -> Vec<String> {
+        if self.phase == Phase::Negotiating && id == Some(Value::String(CAPABILITIES_ID.into())) {
+            return match error {
+                None => {
+                    self.phase = Phase::Ready;
+                    let schema = self.own_request("query-qmp-schema", Waiter::Schema);
+                    self.status_pending = true;
+                    let status = self.own_request("query-status", Waiter::Status);
+                    vec![schema, status]
+                }
+                Some(error) => {
+                    self.notices.push(Notice(format!(
+                        "capabilities negotiation failed: {} ({})",
+                        error.desc, error.class
+                    )));
+                    Vec::new()
+                }
+            };
+        }
+        let waiter = match &id {
+            Some(id) => self.pending.remove(&id_key(id)),
+            None => self.idless.pop_front().map(Waiter::Entry),
+        };
+        match waiter {
+            Some(Waiter::Entry(seq)) => self.answer(seq, value, error, at),
+            Some(Waiter::Schema) => match (error, Schema::from_value(&value)) {
+                (None, Ok(schema)) => self.schema = Some(Rc::new(schema)),
+                (Some(e), _) => self
+                    .notices
+                    .push(Notice(format!("query-qmp-schema failed: {}", e.desc))),
+                (None, Err(e)) => self
+                    .notices
+                    .push(Notice(format!("cannot use QEMU's schema: {e}"))),
+            },
+            Some(Waiter::Status) => {
+                self.status_pending = false;
+                if let Some(s) = value.get("status").and_then(Value::as_str) {
+                    self.vm_status = Some(s.to_owned());
+                }
+            }
+            None => {
+                let id = id.map_or_else(|| "no id".to_owned(), |i| format!("id {i}"));
+                self.notices
+                    .push(Notice(format!("a reply nobody waits for ({id})")));
+            }
+        }
+        Vec::new()
     }
 }
 
@@ -129,7 +465,27 @@ impl Console {
 mod tests {
     use super::*;
 
-    const GREETING: &str = r#"{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u18"}, "capabilities": ["oob"]}}"#;
+    pub(crate) const GREETING: &str = r#"{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u18"}, "capabilities": ["oob"]}}"#;
+
+    fn rx(c: &mut Console, text: &str) -> Vec<String> {
+        c.handle(Input::Received(text.into(), 0.0))
+    }
+
+    fn parse(frame: &str) -> Value {
+        serde_json::from_str(frame).expect("frames are JSON")
+    }
+
+    /// A console that went through the handshake; returns it and its own first frames.
+    fn ready() -> (Console, Vec<String>) {
+        let mut c = Console::new("ws://h/ws".into());
+        c.handle(Input::Opened);
+        rx(&mut c, GREETING);
+        let out = rx(
+            &mut c,
+            &format!(r#"{{"return": {{}}, "id": "{CAPABILITIES_ID}"}}"#),
+        );
+        (c, out)
+    }
 
     #[test]
     fn handshake_reaches_ready() {
@@ -137,26 +493,48 @@ mod tests {
         assert_eq!(c.phase, Phase::Connecting);
         assert!(c.handle(Input::Opened).is_empty());
         assert_eq!(c.phase.label(), "greeting");
-        let out = c.handle(Input::Received(GREETING.into()));
+        let out = rx(&mut c, GREETING);
         assert_eq!(c.phase, Phase::Negotiating);
-        let sent: Value = serde_json::from_str(&out[0]).unwrap();
+        let sent = parse(&out[0]);
         assert_eq!(sent["execute"], "qmp_capabilities");
         assert_eq!(sent["id"], CAPABILITIES_ID);
+        assert!(sent.get("arguments").is_none(), "oob only when asked for");
         assert_eq!(c.greeting.as_ref().unwrap().version.to_string(), "7.2.22");
-        let reply = format!(r#"{{"return": {{}}, "id": "{CAPABILITIES_ID}"}}"#);
-        assert!(c.handle(Input::Received(reply)).is_empty());
+        let out = rx(
+            &mut c,
+            &format!(r#"{{"return": {{}}, "id": "{CAPABILITIES_ID}"}}"#),
+        );
         assert_eq!(c.phase, Phase::Ready);
+        let asked: Vec<Value> = out.iter().map(|f| parse(f)["execute"].clone()).collect();
+        assert_eq!(asked, [json!("query-qmp-schema"), json!("query-status")]);
+    }
+
+    #[test]
+    fn oob_is_enabled_when_wanted_and_offered() {
+        let mut c = Console::new(String::new());
+        c.want_oob = true;
+        c.handle(Input::Opened);
+        let out = rx(&mut c, GREETING);
+        assert_eq!(parse(&out[0])["arguments"], json!({"enable": ["oob"]}));
+        assert_eq!(c.enabled, ["oob"]);
+        // not offered: not asked for
+        let mut c = Console::new(String::new());
+        c.want_oob = true;
+        c.handle(Input::Opened);
+        let out = rx(&mut c, &GREETING.replace(r#"["oob"]"#, "[]"));
+        assert!(parse(&out[0]).get("arguments").is_none());
+        assert!(c.enabled.is_empty());
     }
 
     #[test]
     fn negotiation_failure_is_shown() {
         let mut c = Console::new(String::new());
         c.handle(Input::Opened);
-        c.handle(Input::Received(GREETING.into()));
+        rx(&mut c, GREETING);
         let reply = format!(
             r#"{{"error": {{"class": "GenericError", "desc": "nope"}}, "id": "{CAPABILITIES_ID}"}}"#
         );
-        c.handle(Input::Received(reply));
+        rx(&mut c, &reply);
         assert_eq!(c.phase, Phase::Negotiating);
         assert!(c.notices[0].0.contains("nope"));
     }
@@ -165,12 +543,209 @@ mod tests {
     fn close_keeps_the_reason_and_garbage_is_a_notice() {
         let mut c = Console::new(String::new());
         c.handle(Input::Opened);
-        assert!(c.handle(Input::Received("not json".into())).is_empty());
+        assert!(rx(&mut c, "not json").is_empty());
         assert_eq!(c.notices.len(), 1);
-        c.handle(Input::Closed { code: 1013, reason: "QMP monitor busy".into() });
+        c.handle(Input::Closed {
+            code: 1013,
+            reason: "QMP monitor busy".into(),
+        });
         assert_eq!(
             c.phase,
-            Phase::Closed { code: 1013, reason: "QMP monitor busy".into() }
+            Phase::Closed {
+                code: 1013,
+                reason: "QMP monitor busy".into()
+            }
         );
+    }
+
+    #[test]
+    fn nothing_is_sent_before_ready() {
+        let mut c = Console::new(String::new());
+        let r = c.send(Request::command("stop"), 0.0);
+        assert_eq!(r, Err("not connected (connecting)".into()));
+        assert!(c.transcript.is_empty());
+    }
+
+    #[test]
+    fn replies_match_by_id_out_of_order() {
+        let (mut c, _) = ready();
+        let a = parse(&c.send(Request::command("query-status"), 10.0).unwrap());
+        assert_eq!(
+            a["id"], "c1",
+            "the console's own requests use ids of their own"
+        );
+        let b = parse(
+            &c.send(
+                Request::Command {
+                    name: "device_del".into(),
+                    args: Some(json!({"id": "x"})),
+                },
+                20.0,
+            )
+            .unwrap(),
+        );
+        assert_ne!(a["id"], b["id"], "fresh ids");
+        assert_eq!(b["arguments"], json!({"id": "x"}));
+        // b answers first
+        let reply_b = json!({"error": {"class": "DeviceNotFound", "desc": "Device 'x' not found"}, "id": b["id"]});
+        c.handle(Input::Received(reply_b.to_string(), 21.5));
+        let reply_a = json!({"return": {"status": "paused", "running": false}, "id": a["id"]});
+        c.handle(Input::Received(reply_a.to_string(), 30.0));
+        let e0 = &c.transcript[0];
+        let e1 = &c.transcript[1];
+        assert_eq!(e0.id, a["id"].as_str().unwrap());
+        let r0 = e0.reply.as_ref().unwrap();
+        assert!(r0.ok());
+        assert_eq!(r0.value["status"], "paused");
+        assert_eq!(r0.latency_ms, 20.0);
+        let r1 = e1.reply.as_ref().unwrap();
+        assert!(!r1.ok());
+        assert_eq!(r1.error.as_ref().unwrap().class, "DeviceNotFound");
+        assert_eq!(r1.latency_ms, 1.5);
+        assert!(c.notices.is_empty());
+        // a reply to nobody is a notice, not a crash
+        rx(&mut c, r#"{"return": {}, "id": "zzz"}"#);
+        assert!(c.notices[0].0.contains("zzz"));
+    }
+
+    #[test]
+    fn raw_and_hmp_requests() {
+        let (mut c, _) = ready();
+        let raw = r#"{"exec-oob": "migrate-pause", "id": 42}"#;
+        assert_eq!(
+            c.send(Request::Raw(raw.into()), 0.0).unwrap(),
+            raw,
+            "sent as typed"
+        );
+        assert_eq!(c.transcript[0].id, "42");
+        assert_eq!(c.transcript[0].request.title(), "raw: migrate-pause");
+        c.send(Request::Raw(r#"{"execute": "stop"}"#.into()), 0.0)
+            .unwrap();
+        assert_eq!(c.transcript[1].id, "");
+        let hmp = parse(&c.send(Request::Hmp("info status".into()), 0.0).unwrap());
+        assert_eq!(hmp["execute"], "human-monitor-command");
+        assert_eq!(hmp["arguments"]["command-line"], "info status");
+        // the id-less reply goes to the id-less request
+        rx(&mut c, r#"{"return": {}}"#);
+        assert!(c.transcript[1].reply.is_some());
+        assert!(c.transcript[0].reply.is_none());
+        rx(
+            &mut c,
+            &json!({"return": "VM status: paused\r\n", "id": hmp["id"]}).to_string(),
+        );
+        assert_eq!(
+            *c.transcript[2].reply.as_ref().unwrap().value,
+            json!("VM status: paused\r\n")
+        );
+    }
+
+    #[test]
+    fn close_fails_what_is_unanswered() {
+        let (mut c, _) = ready();
+        c.send(Request::command("quit"), 0.0).unwrap();
+        c.handle(Input::Closed {
+            code: 1000,
+            reason: "QEMU closed the monitor".into(),
+        });
+        let r = c.transcript[0].reply.as_ref().unwrap();
+        assert_eq!(r.error.as_ref().unwrap().class, "ConnectionClosed");
+        c.connecting();
+        assert_eq!(c.phase, Phase::Connecting);
+        // reconnecting while a request waits fails it too
+        let (mut c, _) = ready();
+        c.send(Request::command("query-status"), 0.0).unwrap();
+        c.connecting();
+        let r = c.transcript[0].reply.as_ref().unwrap();
+        assert_eq!(r.error.as_ref().unwrap().desc, "no reply: the console reconnected");
+        assert!(c.greeting.is_none());
+        assert_eq!(c.transcript.len(), 1, "the transcript survives a reconnect");
+    }
+
+    #[test]
+    fn schema_and_status_arrive() {
+        let (mut c, out) = ready();
+        let schema_id = parse(&out[0])["id"].clone();
+        let status_id = parse(&out[1])["id"].clone();
+        let schema: Value =
+            serde_json::from_str(include_str!("../../qmp/tests/data/qemu-7.2-schema.json"))
+                .unwrap();
+        c.handle(Input::Received(
+            json!({"return": schema, "id": schema_id}).to_string(),
+            0.0,
+        ));
+        assert_eq!(c.schema.as_ref().unwrap().commands().len(), 216);
+        rx(
+            &mut c,
+            &json!({"return": {"status": "prelaunch", "running": false}, "id": status_id})
+                .to_string(),
+        );
+        assert_eq!(c.vm_status.as_deref(), Some("prelaunch"));
+        assert!(
+            c.transcript.is_empty(),
+            "the console's own requests stay out of the transcript"
+        );
+        assert!(c.notices.is_empty(), "{:?}", c.notices);
+    }
+
+    #[test]
+    fn events_move_the_status_and_ask_again_once() {
+        let (mut c, out) = ready();
+        let status_id = parse(&out[1])["id"].clone();
+        rx(
+            &mut c,
+            &json!({"return": {"status": "prelaunch"}, "id": status_id}).to_string(),
+        );
+        let resume = r#"{"event": "RESUME", "timestamp": {"seconds": 1, "microseconds": 0}}"#;
+        let out = rx(&mut c, resume);
+        assert_eq!(c.vm_status.as_deref(), Some("running"));
+        assert_eq!(parse(&out[0])["execute"], "query-status");
+        let stop = r#"{"event": "STOP", "timestamp": {"seconds": 2, "microseconds": 0}}"#;
+        assert!(rx(&mut c, stop).is_empty(), "one status query at a time");
+        assert_eq!(c.vm_status.as_deref(), Some("paused"));
+        rx(
+            &mut c,
+            &json!({"return": {"status": "paused"}, "id": parse(&out[0])["id"]}).to_string(),
+        );
+        let shutdown = r#"{"event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}, "timestamp": {"seconds": 3, "microseconds": 0}}"#;
+        assert_eq!(rx(&mut c, shutdown).len(), 1);
+        assert_eq!(c.vm_status.as_deref(), Some("shutdown"));
+        let other = r#"{"event": "JOB_STATUS_CHANGE", "data": {"id": "j", "status": "created"}, "timestamp": {"seconds": 4, "microseconds": 0}}"#;
+        assert!(rx(&mut c, other).is_empty());
+        assert_eq!(c.events.total(), 4);
+        assert_eq!(c.events.count("STOP"), 1);
+    }
+
+    #[test]
+    fn a_batch_is_handled_in_order() {
+        let (mut c, _) = ready();
+        let id = parse(&c.send(Request::command("stop"), 0.0).unwrap())["id"].clone();
+        let ev = r#"{"event": "STOP", "timestamp": {"seconds": 2, "microseconds": 0}}"#;
+        let batch = vec![
+            (ev.to_owned(), 1.0),
+            (json!({"return": {}, "id": id}).to_string(), 2.0),
+        ];
+        c.handle(Input::Batch(batch));
+        assert_eq!(c.events.total(), 1);
+        assert_eq!(c.transcript[0].reply.as_ref().unwrap().latency_ms, 2.0);
+    }
+
+    #[test]
+    fn reconnect_backs_off() {
+        let waits: Vec<u32> = (0..8).map(backoff_ms).collect();
+        assert_eq!(waits, [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+    }
+
+    #[test]
+    fn transcript_is_capped() {
+        let (mut c, _) = ready();
+        for _ in 0..TRANSCRIPT_CAP + 5 {
+            c.send(Request::command("query-status"), 0.0).unwrap();
+        }
+        assert_eq!(c.transcript.len(), TRANSCRIPT_CAP);
+        assert_eq!(c.transcript[0].seq, 6);
+        // the newest still gets its reply
+        let last = c.transcript.back().unwrap().id.clone();
+        rx(&mut c, &json!({"return": {}, "id": last}).to_string());
+        assert!(c.transcript.back().unwrap().reply.is_some());
     }
 }

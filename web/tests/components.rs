@@ -2,13 +2,26 @@
 //! (wasm-bindgen-test; run by scripts/test).
 #![cfg(target_arch = "wasm32")]
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
-use qmp_web::components::{Header, HeaderProps};
-use qmp_web::state::Phase;
+use qmp_web::components::{
+    local_time, CommandForm, CommandFormProps, EntryActions, EventPanel, EventPanelProps, FormMsg,
+    Header, HeaderProps, JsonTree, JsonTreeProps, QuickAction, QuickActions, QuickActionsProps,
+    Shared, Transcript, TranscriptProps, PAGE,
+};
+use qmp_web::editor::{Form, Mode};
+use qmp_web::events::{EventLog, SHOWN};
+use qmp_web::state::{Console, Input, Phase, Request};
+use serde_json::{json, Value};
+use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
+use yew::{props, AttrValue, Callback};
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+const GREETING: &str = r#"{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian"}, "capabilities": ["oob"]}}"#;
 
 fn mount_point() -> web_sys::Element {
     let document = web_sys::window().unwrap().document().unwrap();
@@ -27,39 +40,443 @@ fn testid(root: &web_sys::Element, id: &str) -> Option<String> {
         .map(|e| e.text_content().unwrap_or_default())
 }
 
-#[wasm_bindgen_test]
-async fn header_shows_phase_and_greeting() {
-    let root = mount_point();
-    let greeting = qmp::Greeting {
-        version: qmp::Version { major: 7, minor: 2, micro: 22 },
+fn all(root: &web_sys::Element, selector: &str) -> Vec<web_sys::Element> {
+    let list = root.query_selector_all(selector).unwrap();
+    (0..list.length())
+        .filter_map(|i| list.item(i)?.dyn_into::<web_sys::Element>().ok())
+        .collect()
+}
+
+fn click(root: &web_sys::Element, selector: &str) {
+    root.query_selector(selector)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no {selector}"))
+        .dyn_into::<web_sys::HtmlElement>()
+        .unwrap()
+        .click();
+}
+
+/// Presses `key` (with Ctrl when `ctrl`) on `el`, as a bubbling keydown event.
+fn keydown(el: &web_sys::Element, key: &str, ctrl: bool) {
+    let init = web_sys::KeyboardEventInit::new();
+    init.set_key(key);
+    init.set_ctrl_key(ctrl);
+    init.set_bubbles(true);
+    let ev = web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap();
+    el.dispatch_event(&ev).unwrap();
+}
+
+/// A callback that records what it is given.
+fn recorder<T: 'static>() -> (Callback<T>, Rc<RefCell<Vec<T>>>) {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    (Callback::from(move |v| s.borrow_mut().push(v)), seen)
+}
+
+fn greeting() -> qmp::Greeting {
+    qmp::Greeting {
+        version: qmp::Version {
+            major: 7,
+            minor: 2,
+            micro: 22,
+        },
         package: "Debian 1:7.2".into(),
         capabilities: vec!["oob".into()],
-    };
-    let props = HeaderProps {
-        url: "ws://h/ws".into(),
+    }
+}
+
+#[wasm_bindgen_test]
+async fn header_shows_phase_greeting_and_status() {
+    let root = mount_point();
+    let props = props!(HeaderProps {
+        url: "ws://h/ws",
         phase: Phase::Ready,
-        greeting: Some(greeting),
-    };
+        greeting: Some(greeting()),
+        vm_status: Some(AttrValue::from("paused")),
+    });
     yew::Renderer::<Header>::with_root_and_props(root.clone(), props).render();
     settle().await;
     assert_eq!(testid(&root, "connection-state").as_deref(), Some("ready"));
-    assert_eq!(testid(&root, "greeting").as_deref(), Some("QEMU 7.2.22 (Debian 1:7.2)"));
+    assert_eq!(
+        testid(&root, "greeting").as_deref(),
+        Some("QEMU 7.2.22 (Debian 1:7.2)")
+    );
+    assert_eq!(
+        testid(&root, "capabilities").as_deref(),
+        Some("capabilities: oob")
+    );
+    assert_eq!(testid(&root, "vm-status").as_deref(), Some("paused"));
+    assert_eq!(testid(&root, "connect").as_deref(), Some("Disconnect"));
+    assert!(
+        testid(&root, "oob").is_some(),
+        "QEMU offers oob: the choice is shown"
+    );
     assert_eq!(testid(&root, "close-reason"), None);
 }
 
 #[wasm_bindgen_test]
-async fn header_shows_the_close_reason() {
+async fn header_shows_the_close_reason_and_connects() {
     let root = mount_point();
-    let props = HeaderProps {
-        url: "ws://h/ws".into(),
-        phase: Phase::Closed { code: 1013, reason: "QMP monitor busy".into() },
+    let (on_connect, seen) = recorder::<bool>();
+    let props = props!(HeaderProps {
+        url: "ws://h/ws",
+        phase: Phase::Closed {
+            code: 1013,
+            reason: "QMP monitor busy".into()
+        },
         greeting: None,
-    };
+        retry_in: Some(4),
+        on_connect,
+    });
     yew::Renderer::<Header>::with_root_and_props(root.clone(), props).render();
     settle().await;
     assert_eq!(testid(&root, "connection-state").as_deref(), Some("closed"));
-    assert_eq!(testid(&root, "close-reason").as_deref(), Some("QMP monitor busy (1013)"));
+    assert_eq!(
+        testid(&root, "close-reason").as_deref(),
+        Some("QMP monitor busy (1013)")
+    );
+    assert_eq!(testid(&root, "retry").as_deref(), Some("retrying in 4 s"));
     assert_eq!(testid(&root, "greeting"), None);
+    assert_eq!(testid(&root, "vm-status"), None);
+    click(&root, "[data-testid=connect]");
+    assert_eq!(*seen.borrow(), [true]);
+}
+
+/// A console past the handshake, with requests answered out of order.
+fn console_with_replies() -> Console {
+    let mut c = Console::new(String::new());
+    c.handle(Input::Opened);
+    c.handle(Input::Received(GREETING.into(), 0.0));
+    let caps = format!(
+        r#"{{"return": {{}}, "id": "{}"}}"#,
+        qmp_web::state::CAPABILITIES_ID
+    );
+    c.handle(Input::Received(caps, 0.0));
+    c.send(Request::command("query-status"), 0.0).unwrap();
+    c.send(
+        Request::Command {
+            name: "device_del".into(),
+            args: Some(json!({"id": "x"})),
+        },
+        0.0,
+    )
+    .unwrap();
+    c.send(Request::command("stop"), 0.0).unwrap();
+    let err =
+        r#"{"error": {"class": "DeviceNotFound", "desc": "Device 'x' not found"}, "id": "c2"}"#;
+    c.handle(Input::Received(err.into(), 1.0));
+    let ok = r#"{"return": {"status": "paused", "running": false}, "id": "c1"}"#;
+    c.handle(Input::Received(ok.into(), 2.0));
+    c
+}
+
+#[wasm_bindgen_test]
+async fn transcript_pairs_requests_with_replies() {
+    let root = mount_point();
+    let c = console_with_replies();
+    let (on_rerun, reruns) = recorder::<Request>();
+    let props = TranscriptProps {
+        entries: c.transcript.iter().cloned().map(Shared).collect::<Vec<_>>(),
+        actions: EntryActions {
+            rerun: on_rerun,
+            ..EntryActions::default()
+        },
+    };
+    yew::Renderer::<Transcript>::with_root_and_props(root.clone(), props).render();
+    settle().await;
+    let entries = all(&root, "[data-testid=response]");
+    let attrs: Vec<(String, Option<String>)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.get_attribute("data-id").unwrap(),
+                e.get_attribute("data-ok"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attrs,
+        [
+            ("c3".to_owned(), None),
+            ("c2".to_owned(), Some("false".to_owned())),
+            ("c1".to_owned(), Some("true".to_owned())),
+        ],
+        "newest first; ok only once answered"
+    );
+    assert_eq!(
+        testid(&root, "error").as_deref(),
+        Some("DeviceNotFound: Device 'x' not found")
+    );
+    assert!(entries[2].text_content().unwrap().contains("\"paused\""));
+    let args = entries[1].query_selector(".args-preview").unwrap().unwrap();
+    assert_eq!(args.text_content().unwrap(), "{id: \"x\"}", "the request's arguments beside it");
+    click(&root, "[data-id=c1] [data-testid=rerun]");
+    assert_eq!(*reruns.borrow(), [Request::command("query-status")]);
+}
+
+#[wasm_bindgen_test]
+async fn a_large_reply_renders_a_page_at_a_time() {
+    let root = mount_point();
+    let big: Value = Value::Array(
+        (0..1000)
+            .map(|i| json!({"name": format!("cmd-{i}"), "n": i}))
+            .collect(),
+    );
+    let props = JsonTreeProps {
+        value: Shared(Rc::new(big)),
+    };
+    yew::Renderer::<JsonTree>::with_root_and_props(root.clone(), props).render();
+    settle().await;
+    // the root and one closed line per child of the first page
+    assert_eq!(all(&root, ".node").len(), 1 + PAGE);
+    click(&root, ".more");
+    settle().await;
+    assert_eq!(all(&root, ".node").len(), 1 + 2 * PAGE);
+    click(&root, ".children .toggle");
+    settle().await;
+    assert_eq!(
+        all(&root, ".node").len(),
+        1 + 2 * PAGE + 2,
+        "an opened child shows its members"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_event_panel_is_capped_but_counts_everything() {
+    let root = mount_point();
+    let mut log = EventLog::default();
+    for n in 0..2000u64 {
+        let name = if n % 4 == 0 { "STOP" } else { "RESUME" };
+        let text = format!(
+            r#"{{"event": "{name}", "data": {{"n": {n}}}, "timestamp": {{"seconds": 1700000000, "microseconds": 0}}}}"#
+        );
+        let Ok(qmp::Message::Event(e)) = qmp::Message::parse(&text) else {
+            panic!()
+        };
+        log.push(e, &text);
+    }
+    let (on_filter, filters) = recorder::<String>();
+    let props = props!(EventPanelProps {
+        shown: log.shown("").into_iter().map(Shared).collect::<Vec<_>>(),
+        counts: log
+            .counts()
+            .map(|(n, k)| (AttrValue::from(n.to_owned()), k))
+            .collect::<Vec<_>>(),
+        total: log.total(),
+        filter: "",
+        on_filter,
+    });
+    yew::Renderer::<EventPanel>::with_root_and_props(root.clone(), props).render();
+    settle().await;
+    let rows = all(&root, "[data-testid=event]");
+    assert_eq!(rows.len(), SHOWN);
+    assert_eq!(rows[0].get_attribute("data-name").as_deref(), Some("STOP"));
+    assert!(rows
+        .last()
+        .unwrap()
+        .text_content()
+        .unwrap()
+        .contains("\"n\":1999"));
+    let counts: Vec<String> = all(&root, "[data-testid=event-count]")
+        .iter()
+        .map(|e| e.text_content().unwrap())
+        .collect();
+    assert_eq!(counts, ["RESUME1500", "STOP500"]);
+    // a click shows an event's data in full
+    let last = rows
+        .last()
+        .unwrap()
+        .clone()
+        .dyn_into::<web_sys::HtmlElement>()
+        .unwrap();
+    last.click();
+    settle().await;
+    let pre = last
+        .query_selector("pre.data")
+        .unwrap()
+        .expect("the data, pretty");
+    assert_eq!(pre.text_content().unwrap(), "{\n  \"n\": 1999\n}");
+    click(&root, "[data-testid=event-count][data-name=STOP]");
+    assert_eq!(*filters.borrow(), ["STOP"]);
+    assert_eq!(testid(&root, "events-pause").as_deref(), Some("❚❚ scroll"));
+    click(&root, "[data-testid=events-pause]");
+    settle().await;
+    assert_eq!(
+        testid(&root, "events-pause").as_deref(),
+        Some("▶ scroll"),
+        "auto-scroll paused"
+    );
+}
+
+fn form_props(form: Form, on: Callback<FormMsg>) -> CommandFormProps {
+    let schema =
+        qmp::Schema::parse(include_str!("../../qmp/tests/data/qemu-7.2-schema.json")).unwrap();
+    let check = form.check(Some(&schema));
+    let args_type = schema
+        .argument_type(form.name.trim())
+        .ok()
+        .map(|t| Shared(Rc::new(t)));
+    let completions = schema
+        .completions(&form.name, 8)
+        .into_iter()
+        .map(|n| AttrValue::from(n.to_owned()))
+        .collect::<Vec<_>>();
+    props!(CommandFormProps {
+        form,
+        check,
+        completions,
+        args_type,
+        ready: true,
+        on
+    })
+}
+
+#[wasm_bindgen_test]
+async fn the_form_shows_syntax_errors_and_schema_problems() {
+    let root = mount_point();
+    let (on, msgs) = recorder::<FormMsg>();
+    let form = Form {
+        name: "device_del".into(),
+        args: "{\"id\" 1}".into(),
+        ..Form::default()
+    };
+    yew::Renderer::<CommandForm>::with_root_and_props(root.clone(), form_props(form, on.clone()))
+        .render();
+    settle().await;
+    assert_eq!(
+        testid(&root, "syntax-error").as_deref(),
+        Some("line 1, column 7: expected `:`")
+    );
+    assert_eq!(
+        testid(&root, "send-anyway"),
+        None,
+        "a syntax error can not be sent anyway"
+    );
+    let args = root
+        .query_selector("[data-testid=args-view] [data-name=id]")
+        .unwrap()
+        .unwrap();
+    assert_eq!(args.text_content().unwrap(), "idstrrequired");
+
+    let root = mount_point();
+    let form = Form {
+        name: "device_del".into(),
+        args: "{\"idd\": \"x\"}".into(),
+        ..Form::default()
+    };
+    yew::Renderer::<CommandForm>::with_root_and_props(root.clone(), form_props(form, on)).render();
+    settle().await;
+    let problems: Vec<String> = all(&root, "[data-testid=problems] li")
+        .iter()
+        .map(|e| e.text_content().unwrap())
+        .collect();
+    assert_eq!(
+        problems,
+        ["$.id: required member missing", "$.idd: unknown member"]
+    );
+    click(&root, "[data-testid=send-anyway]");
+    click(&root, "[data-testid=send]");
+    // Ctrl+Enter in the arguments sends too
+    let area = root
+        .query_selector("[data-testid=command-args]")
+        .unwrap()
+        .unwrap();
+    keydown(&area, "Enter", true);
+    assert_eq!(
+        *msgs.borrow(),
+        [
+            FormMsg::Send(true),
+            FormMsg::Send(false),
+            FormMsg::Send(false)
+        ]
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_form_completes_command_names() {
+    let root = mount_point();
+    let (on, msgs) = recorder::<FormMsg>();
+    let form = Form {
+        name: "query-st".into(),
+        ..Form::default()
+    };
+    yew::Renderer::<CommandForm>::with_root_and_props(root.clone(), form_props(form, on)).render();
+    settle().await;
+    let chips: Vec<String> = all(&root, ".completion")
+        .iter()
+        .map(|e| e.text_content().unwrap())
+        .collect();
+    assert_eq!(
+        chips,
+        ["query-stats", "query-stats-schemas", "query-status"]
+    );
+    click(&root, ".completion:nth-child(3)");
+    assert_eq!(*msgs.borrow(), [FormMsg::Choose("query-status".into())]);
+    // HMP mode has its own line
+    let root = mount_point();
+    let form = Form {
+        mode: Mode::Hmp,
+        hmp: "info status".into(),
+        ..Form::default()
+    };
+    yew::Renderer::<CommandForm>::with_root_and_props(
+        root.clone(),
+        form_props(form, Callback::noop()),
+    )
+    .render();
+    settle().await;
+    assert!(root
+        .query_selector("[data-testid=hmp-line]")
+        .unwrap()
+        .is_some());
+    assert!(root
+        .query_selector("[data-testid=command-args]")
+        .unwrap()
+        .is_none());
+}
+
+#[wasm_bindgen_test]
+async fn destructive_actions_ask_in_the_page() {
+    let root = mount_point();
+    let (on_confirm, answers) = recorder::<bool>();
+    let (on_action, actions) = recorder::<QuickAction>();
+    let props = props!(QuickActionsProps {
+        enabled: true,
+        confirming: Some(QuickAction::Quit),
+        on_action,
+        on_confirm,
+    });
+    yew::Renderer::<QuickActions>::with_root_and_props(root.clone(), props).render();
+    settle().await;
+    assert!(testid(&root, "confirm").unwrap().starts_with("Quit QEMU?"));
+    click(&root, "[data-testid=action-stop]");
+    click(&root, "[data-testid=confirm-yes]");
+    click(&root, "[data-testid=confirm-no]");
+    let focused = web_sys::window()
+        .unwrap()
+        .document()
+        .unwrap()
+        .active_element()
+        .unwrap();
+    assert_eq!(
+        focused.get_attribute("data-testid").as_deref(),
+        Some("confirm-no"),
+        "focus on the safe answer"
+    );
+    let dialog = root
+        .query_selector("[data-testid=confirm]")
+        .unwrap()
+        .unwrap();
+    for key in ["Tab", "a", "Escape"] {
+        keydown(&dialog, key, false);
+    }
+    assert_eq!(*actions.borrow(), [QuickAction::Pause]);
+    assert_eq!(
+        *answers.borrow(),
+        [true, false, false],
+        "only Escape answers, with no"
+    );
+    assert!(QuickAction::Quit.destructive() && !QuickAction::Resume.destructive());
 }
 
 #[wasm_bindgen_test]
@@ -76,4 +493,24 @@ async fn app_reports_a_failed_connection() {
     }
     assert_eq!(testid(&root, "connection-state").as_deref(), Some("closed"));
     assert!(testid(&root, "close-reason").is_some_and(|r| !r.is_empty()));
+    assert_eq!(
+        testid(&root, "send").map(|_| ()),
+        Some(()),
+        "the form is there"
+    );
+}
+
+#[wasm_bindgen_test]
+fn event_times_are_local() {
+    // 2023-11-14 22:13:20.123 UTC, shifted by this browser's time zone
+    let ms = 1_700_000_000_123.0;
+    let offset_min = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms)).get_timezone_offset();
+    let local_s = (22 * 3600 + 13 * 60 + 20 - (offset_min * 60.0) as i64).rem_euclid(86_400);
+    let expected = format!(
+        "{:02}:{:02}:{:02}.123",
+        local_s / 3600,
+        local_s / 60 % 60,
+        local_s % 60
+    );
+    assert_eq!(local_time(ms), expected);
 }

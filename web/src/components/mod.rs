@@ -1,5 +1,17 @@
-//! Small view components; each takes its data as props.
+//! Small view components; each takes its data as props and reports through callbacks.
 
+mod actions;
+mod command_form;
+mod event_panel;
 mod header;
+mod json_tree;
+mod transcript;
 
+pub use actions::{QuickAction, QuickActions, QuickActionsProps};
+pub use command_form::{ArgsView, ArgsViewProps, CommandForm, CommandFormProps, FormMsg, TypeRef};
+pub use event_panel::{local_time, EventPanel, EventPanelProps, EventRef};
 pub use header::{Header, HeaderProps};
+pub use json_tree::{preview, JsonTree, JsonTreeProps, Shared, PAGE};
+pub use transcript::{
+    latency_text, EntryActions, EntryProps, EntryRef, EntryView, Transcript, TranscriptProps,
+};

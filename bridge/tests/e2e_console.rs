@@ -1,0 +1,613 @@
+//! End to end: the console page in headless Chromium, through a real `qmp-bridge`, driving
+//! a real QEMU: commands from the form, replies matched by id, events and the VM status
+//! badge, checks that keep bad input from being sent, the schema reply as a tree, quick
+//! actions with their confirmation. Every test ends with zero browser console errors.
+//!
+//! Set `QMP_CONSOLE_SCREENSHOTS=DIR` to save what the page looked like.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use testkit::fake_peer::{PeerConn, GREETING};
+use testkit::{http, BridgeProcess, Browser, FakePeer, Page, Qemu};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Session {
+    page: Page,
+    browser: Browser,
+    bridge: BridgeProcess,
+    qemu: Option<Qemu>,
+}
+
+/// QEMU, the bridge on it with `-v` (every relayed message logged), and the page, ready.
+async fn open_console() -> testkit::Result<Session> {
+    let qemu = Qemu::start()?;
+    let mut s = open_console_on(&qemu.target()).await?;
+    s.qemu = Some(qemu);
+    Ok(s)
+}
+
+/// The bridge on `target` and the page, ready.
+/// Waits for the connection state to read `ready`; on timeout says what the header shows.
+async fn wait_ready(page: &Page) -> testkit::Result<()> {
+    wait_state(page, "ready").await
+}
+
+/// Waits for the connection state to read `state`; on timeout says what the header shows.
+async fn wait_state(page: &Page, state: &str) -> testkit::Result<()> {
+    let expr = format!(
+        "document.querySelector('[data-testid=connection-state]')?.textContent === '{state}'"
+    );
+    if let Err(e) = page.wait_for(&expr, WAIT).await {
+        let header = page
+            .eval("document.querySelector('header')?.textContent")
+            .await?;
+        let notices = page
+            .eval("document.querySelector('.notices')?.textContent")
+            .await?;
+        return Err(format!("{e}\nheader: {header}\nnotices: {notices}").into());
+    }
+    Ok(())
+}
+
+async fn open_console_on(target: &str) -> testkit::Result<Session> {
+    let bridge = BridgeProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_qmp-bridge")),
+        &["--qmp", target, "--listen", "127.0.0.1:0", "-v"],
+    )?;
+    let index = http::get(&bridge.addr, "/", &[])?;
+    assert!(
+        index.text().contains("qmp_web.js"),
+        "the UI is not built into qmp-bridge: run ./scripts/build web before cargo test"
+    );
+    let browser = Browser::launch().await?;
+    let page = browser.new_page(&bridge.url).await?;
+    wait_ready(&page).await?;
+    Ok(Session {
+        page,
+        browser,
+        bridge,
+        qemu: None,
+    })
+}
+
+impl Session {
+    /// Waits until the page's VM status badge reads `status`.
+    async fn badge(&self, status: &str) -> testkit::Result<()> {
+        self.page
+            .wait_for(
+                &format!(
+                    "document.querySelector('[data-testid=vm-status]')?.textContent === '{status}'"
+                ),
+                WAIT,
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Waits until an event named `name` is shown.
+    async fn event_shown(&self, name: &str) -> testkit::Result<()> {
+        let expr = format!("document.querySelector('[data-testid=event][data-name={name}]')");
+        self.page.wait_for(&expr, WAIT).await.map(|_| ())
+    }
+
+    /// Number of transcript entries.
+    async fn responses(&self) -> testkit::Result<u64> {
+        let v = self
+            .page
+            .eval("document.querySelectorAll('[data-testid=response]').length")
+            .await?;
+        Ok(v.as_u64().unwrap_or(0))
+    }
+
+    /// Waits for the newest transcript entry to have its reply; returns `(data-id, data-ok)`.
+    async fn newest_reply(&self) -> testkit::Result<(String, String)> {
+        let v = self
+            .page
+            .wait_for(
+                "(() => { const e = document.querySelector('[data-testid=response]'); \
+                  return e && e.dataset.ok ? [e.dataset.id, e.dataset.ok] : null; })()",
+                WAIT,
+            )
+            .await?;
+        let s = |i: usize| v[i].as_str().unwrap_or_default().to_owned();
+        Ok((s(0), s(1)))
+    }
+
+    /// How many upstream commands the bridge relayed that name `command`.
+    fn relayed(&self, command: &str) -> usize {
+        self.bridge
+            .log()
+            .lines()
+            .filter(|l| {
+                l.contains(&format!("\\\"execute\\\":\\\"{command}\\\""))
+                    || l.contains(&format!("\"execute\":\"{command}\""))
+            })
+            .count()
+    }
+
+    /// With `QMP_CONSOLE_SCREENSHOTS=DIR`: `DIR/NAME.png` and, in the dark scheme,
+    /// `DIR/NAME-dark.png`.
+    async fn screenshot(&self, name: &str) -> testkit::Result<()> {
+        let Ok(dir) = std::env::var("QMP_CONSOLE_SCREENSHOTS") else {
+            return Ok(());
+        };
+        for scheme in ["light", "dark"] {
+            let features = serde_json::json!([{"name": "prefers-color-scheme", "value": scheme}]);
+            self.page
+                .call(
+                    "Emulation.setEmulatedMedia",
+                    serde_json::json!({ "features": features }),
+                )
+                .await?;
+            let file = match scheme {
+                "dark" => format!("{name}-dark.png"),
+                _ => format!("{name}.png"),
+            };
+            self.page.screenshot(&Path::new(&dir).join(file)).await?;
+        }
+        Ok(())
+    }
+
+    fn assert_no_errors(&self) {
+        let errors = self.page.errors();
+        assert!(errors.is_empty(), "browser console errors: {errors:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_events_and_the_status_badge() -> testkit::Result<()> {
+    let s = open_console().await?;
+    let page = &s.page;
+    let greeting = page
+        .eval("document.querySelector('[data-testid=greeting]').dataset.capabilities")
+        .await?;
+    assert_eq!(greeting, Value::from("oob"));
+    // the console asked query-status itself: QEMU started with -S
+    s.badge("prelaunch").await?;
+
+    // query-status typed into the form, sent with Ctrl+Enter
+    page.fill("command-name", "query-status").await?;
+    page.key("Enter", true).await?;
+    let (id, ok) = s.newest_reply().await?;
+    assert_eq!(ok, "true");
+    assert!(!id.is_empty());
+    let text = page
+        .eval(&format!(
+            "document.querySelector('[data-testid=response][data-id=\"{id}\"]').textContent"
+        ))
+        .await?;
+    assert!(
+        text.as_str().unwrap_or_default().contains("prelaunch"),
+        "{text}"
+    );
+
+    // cont then stop: RESUME and STOP events, and the badge follows
+    page.click("action-cont").await?;
+    s.event_shown("RESUME").await?;
+    s.badge("running").await?;
+    page.click("action-stop").await?;
+    s.event_shown("STOP").await?;
+    s.badge("paused").await?;
+    let count = page
+        .eval("document.querySelector('[data-testid=event-count][data-name=STOP]').textContent")
+        .await?;
+    assert_eq!(count, Value::from("STOP1"));
+    // every request got its own id
+    let ids = page
+        .eval("[...document.querySelectorAll('[data-testid=response]')].map(e => e.dataset.id)")
+        .await?;
+    let ids: Vec<&str> = ids
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 3, "{ids:?}");
+
+    // HMP: text output
+    page.click("mode-hmp").await?;
+    page.fill("hmp-line", "info status").await?;
+    page.key("Enter", false).await?;
+    s.newest_reply().await?;
+    page.wait_for(
+        "document.querySelector('[data-testid=response] pre.text')?.textContent.includes('VM status: paused')",
+        WAIT,
+    )
+    .await?;
+    // Copy puts the reply on the clipboard
+    let origin = s.bridge.url.trim_end_matches('/').to_owned();
+    let grant = serde_json::json!({"origin": origin, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]});
+    s.browser.call("Browser.grantPermissions", grant).await?;
+    page.call(
+        "Emulation.setFocusEmulationEnabled",
+        serde_json::json!({"enabled": true}),
+    )
+    .await?;
+    page.eval(&format!(
+        "document.querySelector('[data-testid=response][data-id=\"{id}\"] .tools button').click()"
+    ))
+    .await?;
+    let copied = page
+        .wait_for(
+            "navigator.clipboard.readText().then(t => t.includes('prelaunch') ? t : null)",
+            WAIT,
+        )
+        .await?;
+    let copied: Value = serde_json::from_str(copied.as_str().unwrap_or_default())?;
+    assert_eq!(copied["status"], "prelaunch");
+    s.screenshot("console-events").await?;
+    s.assert_no_errors();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_arguments_are_caught_before_sending() -> testkit::Result<()> {
+    let s = open_console().await?;
+    let page = &s.page;
+    // the schema arrived: completion offers device_del
+    page.fill("command-name", "device_d").await?;
+    page.wait_for(
+        "[...document.querySelectorAll('.completion')].some(b => b.textContent === 'device_del')",
+        WAIT,
+    )
+    .await?;
+
+    // invalid JSON: an error with line and column, and nothing sent
+    page.fill("command-name", "device_del").await?;
+    page.fill("command-args", "{\n  \"id\": \"x\",\n}").await?;
+    let err = page.testid_text("syntax-error").await?;
+    assert_eq!(err, Value::from("line 3, column 1: trailing comma"));
+    page.click("send").await?;
+    page.wait_for("document.querySelector('[data-testid=refused]')", WAIT)
+        .await?;
+    assert_eq!(s.responses().await?, 0);
+
+    // device_del without its required id: schema validation stops it
+    page.fill("command-args", "{}").await?;
+    let problems = page.testid_text("problems").await?;
+    assert_eq!(problems, Value::from("$.id: required member missing"));
+    page.click("send").await?;
+    let refused = page.testid_text("refused").await?;
+    assert!(
+        refused
+            .as_str()
+            .unwrap_or_default()
+            .contains("1 schema problem"),
+        "{refused}"
+    );
+    assert_eq!(s.responses().await?, 0);
+    assert_eq!(s.relayed("device_del"), 0, "nothing reached QEMU");
+    s.screenshot("console-problems").await?;
+
+    // ... unless sent anyway: QEMU's own error, shown as class and description
+    page.click("send-anyway").await?;
+    let (_, ok) = s.newest_reply().await?;
+    assert_eq!(ok, "false");
+    let error = page.testid_text("error").await?;
+    assert!(
+        error
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("GenericError: "),
+        "{error}"
+    );
+    // (the bridge's log is read by another thread: give it a moment)
+    testkit::wait_until(WAIT, "device_del in the bridge's log", || {
+        (s.relayed("device_del") == 1).then_some(())
+    })?;
+
+    // a union's arguments: the tag's values, and each case's own members on demand
+    page.fill("command-args", "").await?;
+    page.fill("command-name", "blockdev-add").await?;
+    let args = page
+        .eval("document.querySelector('[data-testid=command-args]').value")
+        .await?;
+    let template: Value = serde_json::from_str(args.as_str().unwrap_or_default())?;
+    assert_eq!(
+        template["driver"], "blkdebug",
+        "the template of the required arguments"
+    );
+    let driver = page
+        .eval("document.querySelector('[data-testid=args-view] [data-name=driver]').textContent")
+        .await?;
+    assert!(
+        driver
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("driverenumrequiredblkdebug | "),
+        "{driver}"
+    );
+    page.eval("[...document.querySelectorAll('[data-testid=args-view] .variant .toggle')].find(b => b.textContent.includes('driver = file')).click()").await?;
+    page.wait_for("document.querySelector('[data-testid=args-view] .variant [data-name=filename]')?.textContent === 'filenamestrrequired'", WAIT).await?;
+    s.screenshot("console-args").await?;
+
+    // Format pretty-prints the arguments
+    page.fill("command-name", "device_del").await?;
+    page.fill("command-args", "{\"id\":\"net0\"}").await?;
+    page.click("format").await?;
+    let args = page
+        .eval("document.querySelector('[data-testid=command-args]').value")
+        .await?;
+    assert_eq!(args, Value::from("{\n  \"id\": \"net0\"\n}"));
+    s.assert_no_errors();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_schema_reply_renders_lazily_and_quit_asks_first() -> testkit::Result<()> {
+    let mut s = open_console().await?;
+    let page = &s.page;
+    page.fill("command-name", "query-qmp-schema").await?;
+    page.click("send").await?;
+    let (_, ok) = s.newest_reply().await?;
+    assert_eq!(ok, "true");
+    page.wait_for(
+        "document.querySelector('[data-testid=response] .json-tree')",
+        WAIT,
+    )
+    .await?;
+    let more = page
+        .eval("document.querySelector('[data-testid=response] .json-tree .more')?.textContent")
+        .await?;
+    assert!(
+        more.as_str().unwrap_or_default().contains("not shown"),
+        "{more}"
+    );
+    // lazily: the 1000+ entities are closed lines, a page of them
+    let nodes = page
+        .eval("document.querySelectorAll('[data-testid=response] .node').length")
+        .await?;
+    let nodes = nodes.as_u64().unwrap_or(0);
+    assert!((100..=102).contains(&nodes), "{nodes} tree nodes rendered");
+    // opening one shows its members
+    page.eval("document.querySelector('[data-testid=response] .children .toggle').click()")
+        .await?;
+    page.wait_for(
+        "document.querySelectorAll('[data-testid=response] .node').length > 102",
+        WAIT,
+    )
+    .await?;
+    s.screenshot("console-schema").await?;
+
+    // Quit asks first; "no" sends nothing
+    page.click("action-quit").await?;
+    page.wait_for("document.querySelector('[data-testid=confirm]')", WAIT)
+        .await?;
+    page.click("confirm-no").await?;
+    assert_eq!(
+        page.eval("document.querySelector('[data-testid=confirm]')")
+            .await?,
+        Value::Null
+    );
+    assert_eq!(s.relayed("quit"), 0);
+    // "yes" quits: SHUTDOWN shows, the badge says so, QEMU exits, the page says closed
+    page.click("action-quit").await?;
+    page.click("confirm-yes").await?;
+    s.event_shown("SHUTDOWN").await?;
+    s.badge("shutdown").await?;
+    wait_state(page, "closed").await?;
+    s.qemu.as_mut().expect("a QEMU").wait_exit(WAIT)?;
+    s.assert_no_errors();
+    Ok(())
+}
+
+const FLOOD: usize = 5000;
+
+/// A QMP peer that greets, negotiates, serves the real 7.2 schema, and answers a made-up
+/// `x-flood` command with a flood of events in one write.
+async fn flood_peer(mut c: PeerConn) -> testkit::Result<()> {
+    c.send(GREETING.as_bytes()).await?;
+    let schema: Value =
+        serde_json::from_str(include_str!("../../qmp/tests/data/qemu-7.2-schema.json"))?;
+    while let Some(cmd) = c.recv().await? {
+        let id = cmd.get("id").cloned().unwrap_or(Value::Null);
+        let ret = match cmd["execute"].as_str() {
+            Some("query-qmp-schema") => schema.clone(),
+            Some("query-status") => serde_json::json!({"status": "running", "running": true}),
+            _ => serde_json::json!({}),
+        };
+        c.send(format!("{}\r\n", serde_json::json!({"return": ret, "id": id})).as_bytes())
+            .await?;
+        if cmd["execute"] == "x-flood" {
+            let mut burst = String::new();
+            for n in 0..FLOOD {
+                let name = if n % 10 == 0 {
+                    "BLOCK_JOB_READY"
+                } else {
+                    "JOB_STATUS_CHANGE"
+                };
+                burst.push_str(&format!(
+                    "{{\"event\": \"{name}\", \"data\": {{\"id\": \"j{n}\", \"status\": \"running\"}}, \"timestamp\": {{\"seconds\": 1700000000, \"microseconds\": {n}}}}}\r\n"
+                ));
+            }
+            c.send(burst.as_bytes()).await?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_flood_is_capped_on_the_page_and_exported_whole() -> testkit::Result<()> {
+    let peer = FakePeer::start(flood_peer).await?;
+    let s = open_console_on(&peer.target()).await?;
+    let page = &s.page;
+    page.click("mode-raw").await?;
+    page.fill("raw-text", r#"{"execute": "x-flood", "id": "f"}"#)
+        .await?;
+    page.click("send").await?;
+    page.wait_for(
+        &format!("document.querySelector('[data-testid=event-count][data-name=JOB_STATUS_CHANGE]')?.textContent === 'JOB_STATUS_CHANGE{}'", FLOOD - FLOOD / 10),
+        WAIT,
+    )
+    .await?;
+    let count = page.eval("document.querySelector('[data-testid=event-count][data-name=BLOCK_JOB_READY]').textContent").await?;
+    assert_eq!(count, Value::from(format!("BLOCK_JOB_READY{}", FLOOD / 10)));
+    let rows = page
+        .eval("document.querySelectorAll('[data-testid=event]').length")
+        .await?;
+    assert_eq!(rows, Value::from(500), "the page shows the newest 500 only");
+    let last = page
+        .eval("[...document.querySelectorAll('[data-testid=event]')].pop().textContent")
+        .await?;
+    assert!(
+        last.as_str()
+            .unwrap_or_default()
+            .contains(&format!("\"j{}\"", FLOOD - 1)),
+        "{last}"
+    );
+
+    s.screenshot("console-flood").await?;
+
+    // the filter works on the whole log
+    page.fill("event-filter", "block_job").await?;
+    page.wait_for("document.querySelectorAll('[data-testid=event]').length === 500 && [...document.querySelectorAll('[data-testid=event]')].every(e => e.dataset.name === 'BLOCK_JOB_READY')", WAIT).await?;
+
+    // export: every event, one JSON object per line
+    let dir = testkit::TempDir::new("export")?;
+    page.call(
+        "Page.setDownloadBehavior",
+        serde_json::json!({"behavior": "allow", "downloadPath": dir.path()}),
+    )
+    .await?;
+    page.click("events-export").await?;
+    let file = dir.path().join("qmp-events.jsonl");
+    let text = testkit::wait_until(WAIT, "the exported file", || {
+        std::fs::read_to_string(&file)
+            .ok()
+            .filter(|t| t.lines().count() == FLOOD)
+    })?;
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line)?;
+        assert!(v["event"].is_string(), "{line}");
+    }
+    s.assert_no_errors();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oob_raw_mode_history_and_reconnects() -> testkit::Result<()> {
+    let mut s = open_console().await?;
+    let page = &s.page;
+    // ask for oob: the console reconnects and negotiates it
+    page.click("oob").await?;
+    page.wait_for(
+        "document.querySelector('.oob')?.textContent === 'oob on'",
+        WAIT,
+    )
+    .await?;
+    wait_ready(page).await?;
+
+    // raw mode sends the text as typed: exec-oob, with its own id
+    page.click("mode-raw").await?;
+    page.fill("raw-text", r#"{"exec-oob": "migrate-pause", "id": "p1"}"#)
+        .await?;
+    page.key("Enter", true).await?;
+    let (id, ok) = s.newest_reply().await?;
+    assert_eq!(
+        (id.as_str(), ok.as_str()),
+        ("p1", "false"),
+        "no migration to pause"
+    );
+    assert_eq!(s.relayed("migrate-pause"), 0, "exec-oob, not execute");
+    testkit::wait_until(WAIT, "exec-oob in the bridge's log", || {
+        s.bridge.log().contains("exec-oob").then_some(())
+    })?;
+
+    // raw text that is not JSON still goes as typed; the bridge's id-less error comes back
+    // to it (replies without an id pair with requests without one, in order)
+    page.fill("raw-text", r#"{"execute": "#).await?;
+    page.click("send").await?;
+    page.wait_for(
+        "document.querySelector('[data-testid=response]')?.dataset.ok === 'false' && \
+         document.querySelector('[data-testid=response]').dataset.id === ''",
+        WAIT,
+    )
+    .await?;
+    let error = page.testid_text("error").await?;
+    assert!(
+        error
+            .as_str()
+            .unwrap_or_default()
+            .contains("not one JSON object"),
+        "{error}"
+    );
+
+    // two raw requests in flight with one id: the second reply has nobody to go to, and
+    // the page says so (dismissable) instead of pairing it wrongly
+    page.fill("raw-text", r#"{"execute": "query-status", "id": "dup"}"#)
+        .await?;
+    page.eval("for (let i = 0; i < 2; i++) document.querySelector('[data-testid=send]').click()")
+        .await?;
+    page.wait_for("document.querySelector('.notices')?.textContent.includes('a reply nobody waits for (id \"dup\")')", WAIT).await?;
+    page.click("dismiss-notices").await?;
+    page.wait_for("!document.querySelector('.notice')", WAIT)
+        .await?;
+
+    // history: Up in the command name recalls the raw request, also after a reload
+    page.click("mode-json").await?;
+    page.eval("document.querySelector('[data-testid=command-name]').focus()")
+        .await?;
+    page.key("ArrowUp", false).await?;
+    page.wait_for(
+        "document.querySelector('[data-testid=raw-text]')?.value.includes('query-status')",
+        WAIT,
+    )
+    .await?;
+    page.goto(&s.bridge.url).await?;
+    wait_ready(page).await?;
+    page.eval("document.querySelector('[data-testid=command-name]').focus()")
+        .await?;
+    page.key("ArrowUp", false).await?;
+    page.wait_for(
+        "document.querySelector('[data-testid=raw-text]')?.value.includes('query-status')",
+        WAIT,
+    )
+    .await?;
+    // the oob choice was kept too
+    page.wait_for(
+        "document.querySelector('.oob')?.textContent === 'oob on'",
+        WAIT,
+    )
+    .await?;
+
+    // re-run from the transcript after the reload is not possible (new page), so re-run here
+    page.click("mode-json").await?;
+    page.fill("command-name", "query-status").await?;
+    page.click("send").await?;
+    s.newest_reply().await?;
+    page.click("rerun").await?;
+    page.wait_for(
+        "document.querySelectorAll('[data-testid=response][data-ok=true]').length === 2",
+        WAIT,
+    )
+    .await?;
+
+    // disconnect stays disconnected; connect comes back
+    page.click("connect").await?;
+    page.wait_for("document.querySelector('[data-testid=close-reason]')?.textContent.startsWith('disconnected by you')", WAIT).await?;
+    assert_eq!(
+        page.testid_text("retry").await?,
+        Value::Null,
+        "no automatic retry after Disconnect"
+    );
+    page.click("connect").await?;
+    wait_ready(page).await?;
+
+    // QEMU dies and comes back on the same socket: the console reconnects by itself
+    // (the dead one is kept until the end: dropping it would remove its folder)
+    let mut dead = s.qemu.take().expect("a QEMU");
+    dead.kill();
+    wait_state(page, "closed").await?;
+    s.qemu = Some(Qemu::start_at(dead.socket(), false)?);
+    wait_ready(page).await?;
+    s.badge("prelaunch").await?;
+    s.assert_no_errors();
+    Ok(())
+}
