@@ -84,6 +84,22 @@ pub fn websocket_url(protocol: &str, host: &str, path: &str, search: &str) -> St
     }
 }
 
+/// `url` as the page shows it: a `token` parameter's value hidden, so a screenshot or a
+/// shared screen does not give the VM away.
+pub fn redact_token(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if percent_decode(k) == "token" && !v.is_empty() => format!("{k}=…"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +145,13 @@ mod tests {
         // behind a proxy under a path prefix
         assert_eq!(websocket_url("https:", "h", "/qmp/", ""), "wss://h/qmp/ws");
         assert_eq!(websocket_url("https:", "h", "/qmp/vm/db", ""), "wss://h/qmp/ws/db");
+    }
+
+    #[test]
+    fn the_token_is_not_shown() {
+        assert_eq!(redact_token("ws://h/ws?token=s3cret&x=1"), "ws://h/ws?token=…&x=1");
+        assert_eq!(redact_token("ws://h/ws"), "ws://h/ws");
+        assert_eq!(redact_token("wss://h/ws?a=1"), "wss://h/ws?a=1");
     }
 
     #[test]
