@@ -111,6 +111,7 @@ fn page_url() -> String {
     websocket_url(
         &location.protocol().unwrap_or_default(),
         &location.host().unwrap_or_default(),
+        &location.pathname().unwrap_or_default(),
         &location.search().unwrap_or_default(),
     )
 }

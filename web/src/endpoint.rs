@@ -1,7 +1,8 @@
 //! The websocket URL the console connects to.
 //!
-//! By default `/ws` on the page's own origin (`ws:` for `http:`, `wss:` for `https:`),
-//! carrying the page's `token` query parameter. `?ws=URL` points it at another bridge.
+//! By default `ws` beside the page on its own origin (`/ws`; `ws:` for `http:`, `wss:` for
+//! `https:`), or `ws/NAME` for a page at `vm/NAME`, carrying the page's `token` query
+//! parameter. `?ws=URL` points it at another bridge.
 
 /// Reads `name` from a URL query string (`?a=1&b=2`), percent-decoded.
 pub fn query_param(search: &str, name: &str) -> Option<String> {
@@ -50,16 +51,53 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-/// The websocket URL for a page at `protocol//host` with query `search`.
-pub fn websocket_url(protocol: &str, host: &str, search: &str) -> String {
+/// Where a page at `path` sits: the folder its files and websockets are in, and the VM
+/// it is for. A bridge serving many VMs serves each one's console at `vm/NAME` and its
+/// websocket at `ws/NAME`; otherwise the page is in the folder with `ws` (the root, or a
+/// path prefix when a proxy puts the bridge under one).
+pub fn page_location(path: &str) -> (String, Option<String>) {
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    if let Some((head, name)) = trimmed.rsplit_once('/') {
+        if let Some(prefix) = head.strip_suffix("/vm") {
+            if !name.is_empty() {
+                return (format!("{prefix}/"), Some(percent_decode(name)));
+            }
+        }
+    }
+    let folder = path.rfind('/').map_or("/", |i| &path[..=i]);
+    (folder.to_owned(), None)
+}
+
+/// The websocket URL for a page at `protocol//host` + `path` with query `search`.
+pub fn websocket_url(protocol: &str, host: &str, path: &str, search: &str) -> String {
     if let Some(url) = query_param(search, "ws").filter(|u| !u.is_empty()) {
         return url;
     }
     let scheme = if protocol == "https:" { "wss" } else { "ws" };
+    let ws = match page_location(path) {
+        (folder, Some(vm)) => format!("{folder}ws/{}", percent_encode(&vm)),
+        (folder, None) => format!("{folder}ws"),
+    };
     match query_param(search, "token").filter(|t| !t.is_empty()) {
-        Some(token) => format!("{scheme}://{host}/ws?token={}", percent_encode(&token)),
-        None => format!("{scheme}://{host}/ws"),
+        Some(token) => format!("{scheme}://{host}{ws}?token={}", percent_encode(&token)),
+        None => format!("{scheme}://{host}{ws}"),
     }
+}
+
+/// `url` as the page shows it: a `token` parameter's value hidden, so a screenshot or a
+/// shared screen does not give the VM away.
+pub fn redact_token(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if percent_decode(k) == "token" && !v.is_empty() => format!("{k}=…"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
 }
 
 #[cfg(test)]
@@ -68,14 +106,14 @@ mod tests {
 
     #[test]
     fn same_origin_by_default() {
-        assert_eq!(websocket_url("http:", "127.0.0.1:8780", ""), "ws://127.0.0.1:8780/ws");
-        assert_eq!(websocket_url("https:", "vm.example:443", "?x=1"), "wss://vm.example:443/ws");
+        assert_eq!(websocket_url("http:", "127.0.0.1:8780", "/", ""), "ws://127.0.0.1:8780/ws");
+        assert_eq!(websocket_url("https:", "vm.example:443", "/", "?x=1"), "wss://vm.example:443/ws");
     }
 
     #[test]
     fn carries_the_token() {
         assert_eq!(
-            websocket_url("http:", "h:1", "?token=a%2Bb+c&y"),
+            websocket_url("http:", "h:1", "/", "?token=a%2Bb+c&y"),
             "ws://h:1/ws?token=a%2Bb%20c"
         );
     }
@@ -83,9 +121,37 @@ mod tests {
     #[test]
     fn ws_parameter_points_elsewhere() {
         assert_eq!(
-            websocket_url("http:", "h:1", "?ws=wss%3A%2F%2Fother%3A9%2Fws%3Ftoken%3Dz&token=t"),
+            websocket_url("http:", "h:1", "/vm/db", "?ws=wss%3A%2F%2Fother%3A9%2Fws%3Ftoken%3Dz&token=t"),
             "wss://other:9/ws?token=z"
         );
+    }
+
+    #[test]
+    fn a_vm_page_uses_that_vm_s_websocket() {
+        let loc = |p: &str| page_location(p);
+        assert_eq!(loc("/"), ("/".into(), None));
+        assert_eq!(loc("/index.html"), ("/".into(), None));
+        assert_eq!(loc(""), ("/".into(), None));
+        assert_eq!(loc("/vm/db"), ("/".into(), Some("db".into())));
+        assert_eq!(loc("/vm/web%201/"), ("/".into(), Some("web 1".into())));
+        assert_eq!(loc("/vm/"), ("/vm/".into(), None));
+        assert_eq!(loc("/somevm/x"), ("/somevm/".into(), None));
+        assert_eq!(loc("/qmp/vm/db"), ("/qmp/".into(), Some("db".into())));
+        assert_eq!(
+            websocket_url("https:", "h:1", "/vm/web%201", "?token=t"),
+            "wss://h:1/ws/web%201?token=t"
+        );
+        assert_eq!(websocket_url("http:", "h:1", "/vm/db", ""), "ws://h:1/ws/db");
+        // behind a proxy under a path prefix
+        assert_eq!(websocket_url("https:", "h", "/qmp/", ""), "wss://h/qmp/ws");
+        assert_eq!(websocket_url("https:", "h", "/qmp/vm/db", ""), "wss://h/qmp/ws/db");
+    }
+
+    #[test]
+    fn the_token_is_not_shown() {
+        assert_eq!(redact_token("ws://h/ws?token=s3cret&x=1"), "ws://h/ws?token=…&x=1");
+        assert_eq!(redact_token("ws://h/ws"), "ws://h/ws");
+        assert_eq!(redact_token("wss://h/ws?a=1"), "wss://h/ws?a=1");
     }
 
     #[test]

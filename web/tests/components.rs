@@ -89,7 +89,7 @@ fn greeting() -> qmp::Greeting {
 async fn header_shows_phase_greeting_and_status() {
     let root = mount_point();
     let props = props!(HeaderProps {
-        url: "ws://h/ws",
+        url: "ws://h/ws?token=s3cret",
         phase: Phase::Ready,
         greeting: Some(greeting()),
         vm_status: Some(AttrValue::from("paused")),
@@ -107,6 +107,8 @@ async fn header_shows_phase_greeting_and_status() {
     );
     assert_eq!(testid(&root, "vm-status").as_deref(), Some("paused"));
     assert_eq!(testid(&root, "connect").as_deref(), Some("Disconnect"));
+    let url = root.query_selector(".url").unwrap().unwrap().text_content().unwrap();
+    assert_eq!(url, "ws://h/ws?token=…", "the token is not on the screen");
     assert!(
         testid(&root, "oob").is_some(),
         "QEMU offers oob: the choice is shown"

@@ -3,6 +3,7 @@
 
 use yew::prelude::*;
 
+use crate::endpoint::redact_token;
 use crate::state::Phase;
 use qmp::Greeting;
 
@@ -80,7 +81,7 @@ pub fn header(props: &HeaderProps) -> Html {
     html! {
         <header class="top">
             <h1>{ "qmp-console" }</h1>
-            <code class="url">{ props.url.clone() }</code>
+            <code class="url">{ redact_token(&props.url) }</code>
             <span class={classes!("state", phase.label())} data-testid="connection-state">
                 { phase.label() }
             </span>
