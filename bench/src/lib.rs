@@ -133,6 +133,7 @@ pub async fn run(args: &Args) -> testkit::Result<Report> {
         report.memory.insert(relay.tool, m.map_err(|e| e.to_string()));
     }
     report.sessions = args.sessions;
+    report.fan_out_clients = args.fan_out_clients;
     drop(relays);
 
     if !args.no_browser {

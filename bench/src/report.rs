@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::browser::{Download, Frames};
 use crate::latency;
 use crate::memory::Memory;
-use crate::stats::{fmt_bytes, fmt_duration, fmt_rate, fmt_ratio};
+use crate::stats::{fmt_bytes, fmt_duration, fmt_rate, fmt_ratio, group_thousands};
 use crate::tools::{Programs, Tool};
 
 /// A measurement, or why there is none.
@@ -33,6 +33,7 @@ pub struct Report {
     pub fan_out: Option<Outcome<f64>>,
     pub memory: HashMap<Tool, Outcome<Memory>>,
     pub sessions: usize,
+    pub fan_out_clients: usize,
     pub page: Option<Outcome<PageReport>>,
     /// Failures outside any one cell (a relay that would not start).
     pub errors: Vec<String>,
@@ -71,6 +72,7 @@ impl Report {
             fan_out: None,
             memory: HashMap::new(),
             sessions: 0,
+            fan_out_clients: 0,
             page: None,
             errors: Vec::new(),
         }
@@ -133,7 +135,7 @@ impl Report {
             }),
         ));
         rows.push((
-            "events fanned out to 100 clients".into(),
+            format!("events fanned out to {} clients", self.fan_out_clients),
             self.per_tool(|t| match (t, &self.fan_out) {
                 (Tool::Bridge, None) => "n/a (needs shared mode)".into(),
                 (Tool::Bridge, Some(Ok(r))) => fmt_rate(*r),
@@ -152,7 +154,7 @@ impl Report {
         };
         rows.push(("RSS, no session open".into(), mem(&|m| fmt_bytes(m.before as f64))));
         rows.push((
-            format!("RSS with {} idle sessions", self.sessions),
+            format!("RSS with {} idle sessions", group_thousands(self.sessions as u64)),
             mem(&|m| fmt_bytes(m.with as f64)),
         ));
         rows.push(("RSS per idle session".into(), mem(&|m| fmt_bytes(m.per_session()))));
@@ -173,7 +175,7 @@ impl Report {
                     p.schema_ms.map(ms).unwrap_or_else(|| UI_NOT_BUILT.into()),
                 ),
                 (
-                    format!("frame times under {} events/s: p50 / p99 / max", p.flood_rate),
+                    format!("frame times under {} events/s: p50 / p99 / max", group_thousands(p.flood_rate.into())),
                     p.frames
                         .map(|f| format!("{} / {} / {} ({} frames)", ms(f.p50_ms), ms(f.p99_ms), ms(f.max_ms), f.frames))
                         .unwrap_or_else(|| UI_NOT_BUILT.into()),

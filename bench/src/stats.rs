@@ -90,7 +90,8 @@ pub fn fmt_rate(per_second: f64) -> String {
     format!("{}/s", group_thousands(per_second.round() as u64))
 }
 
-fn group_thousands(n: u64) -> String {
+/// `1234567` as `1,234,567`.
+pub fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
