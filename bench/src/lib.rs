@@ -43,13 +43,14 @@ pub struct Args {
     #[arg(long)]
     pub websockify: Option<PathBuf>,
     /// Timed round trips per tool and upstream.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 5000)]
     pub round_trips: usize,
     /// Untimed round trips at the start of each round.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 20)]
     pub warmup: usize,
-    /// Turns the tools take (each on a fresh connection).
-    #[arg(long, default_value_t = 4)]
+    /// Turns the tools take, each on a fresh connection: many short turns spread a shared
+    /// machine's noise evenly over the tools.
+    #[arg(long, default_value_t = 25)]
     pub rounds: usize,
     /// Events per flood in the throughput rows.
     #[arg(long, default_value_t = 100_000)]

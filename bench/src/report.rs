@@ -45,6 +45,14 @@ const TARGET_GZIP: f64 = 300.0 * 1024.0;
 const TARGET_SCHEMA_MS: f64 = 100.0;
 const UI_NOT_BUILT: &str = "n/a (UI not built yet)";
 
+const NOTES: &str = "
+Latency: send to reply, one command in flight, the same Rust client for every column; the
+tools take turns in short rounds on fresh connections. Ratios are to the direct socket.
+websockify relays raw byte chunks in binary frames (many events per frame, re-framed by the
+client), not one message per frame as qmp-bridge and websocat do, so its events/s is not
+comparable one to one. websockify forks a process per session, hence no RSS figures.
+";
+
 fn short(e: &str) -> String {
     let first = e.lines().next().unwrap_or("");
     let mut s: String = first.chars().take(60).collect();
@@ -309,9 +317,10 @@ impl Report {
         out
     }
 
-    /// Table, targets and errors, as printed.
+    /// Table, how to read it, targets and errors, as printed.
     pub fn render(&self) -> String {
         let mut out = self.table();
+        out.push_str(NOTES);
         out.push_str("\nTargets:\n");
         for t in self.targets() {
             let _ = writeln!(out, "- {t}");
