@@ -197,7 +197,8 @@ impl Conn {
                 let _ = s.shutdown().await;
             }
             Transport::Ws(mut ws, _) => {
-                let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+                let close = WebSocketStream::close(&mut *ws, None);
+                let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
             }
         }
     }
