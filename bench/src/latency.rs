@@ -1,9 +1,12 @@
 //! Round-trip latency: one command at a time, send to reply, on one connection per tool.
 //!
-//! Tools take turns in rounds (direct, bridge, websocat, websockify, direct, ...), each
-//! round on a fresh connection, so noise from a shared machine spreads over all of them
-//! instead of landing on whichever ran last. A real QEMU serves one client at a time, which
-//! the turns respect too.
+//! Noise from a shared machine must spread over all tools instead of landing on whichever
+//! ran last, so they take turns:
+//!
+//! - [`interleaved`]: in rounds (direct, bridge, websocat, websockify, direct, ...), each
+//!   round on a fresh connection. A real QEMU serves one client at a time; this respects it.
+//! - [`alternating`]: every tool's connection open at once, one round trip each in turn.
+//!   Finer grained, for an upstream that serves many clients (the minimal peer).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -40,6 +43,45 @@ pub async fn interleaved(relays: &[Relay], command: &str, plan: Plan) -> Outcome
             // Let the upstream see the last session end before the next one connects.
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
+    }
+    out
+}
+
+pub async fn alternating(relays: &[Relay], command: &str, plan: Plan) -> Outcome {
+    let mut out = Outcome::new();
+    let mut conns = Vec::new();
+    for relay in relays {
+        match Conn::open(&relay.endpoint).await {
+            // One long connection per tool: warm it as much as all the rounds would.
+            Ok(mut conn) => match conn.round_trips(command, plan.warmup * 10, 0).await {
+                Ok(_) => conns.push((relay.tool, conn, Samples::new())),
+                Err(e) => {
+                    out.insert(relay.tool, Err(format!("{}: {e}", relay.tool.name())));
+                }
+            },
+            Err(e) => {
+                out.insert(relay.tool, Err(format!("{}: {e}", relay.tool.name())));
+            }
+        }
+    }
+    for _ in 0..plan.count {
+        let mut failed = Vec::new();
+        for (i, (tool, conn, samples)) in conns.iter_mut().enumerate() {
+            match conn.round_trips(command, 0, 1).await {
+                Ok(s) => samples.extend(s),
+                Err(e) => {
+                    out.insert(*tool, Err(format!("{}: {e}", tool.name())));
+                    failed.push(i);
+                }
+            }
+        }
+        for i in failed.into_iter().rev() {
+            conns.remove(i);
+        }
+    }
+    for (tool, conn, samples) in conns {
+        conn.close().await;
+        out.insert(tool, Ok(samples));
     }
     out
 }

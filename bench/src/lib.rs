@@ -45,11 +45,12 @@ pub struct Args {
     /// Timed round trips per tool and upstream.
     #[arg(long, default_value_t = 5000)]
     pub round_trips: usize,
-    /// Untimed round trips at the start of each round.
+    /// Untimed round trips at the start of each round (and of each connection).
     #[arg(long, default_value_t = 20)]
     pub warmup: usize,
-    /// Turns the tools take, each on a fresh connection: many short turns spread a shared
-    /// machine's noise evenly over the tools.
+    /// Turns the tools take on the real QEMU (one client at a time), each on a fresh
+    /// connection: many short turns spread a shared machine's noise evenly over the tools.
+    /// On the minimal peer they alternate at every round trip.
     #[arg(long, default_value_t = 25)]
     pub rounds: usize,
     /// Events per flood in the throughput rows.
@@ -114,7 +115,7 @@ pub async fn run(args: &Args) -> testkit::Result<Report> {
     progress("latency: instant replies from the minimal peer");
     let peer = MinimalPeer::start(PeerOptions::default())?;
     let relays = start_relays(&programs, peer.path(), &mut report.errors);
-    report.peer_latency = latency::interleaved(&relays, "query-status", plan).await;
+    report.peer_latency = latency::alternating(&relays, "query-status", plan).await;
 
     progress("throughput: events to one client");
     for relay in &relays {
