@@ -1,12 +1,14 @@
 //! Round-trip latency: one command at a time, send to reply, on one connection per tool.
 //!
 //! Noise from a shared machine must spread over all tools instead of landing on whichever
-//! ran last, so they take turns:
+//! ran last, so the tools take turns (direct, bridge, websocat, websockify, direct, ...),
+//! each turn a short block of round trips whose first few are thrown away. Blocks, not
+//! single round trips: a relay still busy finishing one reply (a flush, a Python loop)
+//! would otherwise slow the next tool's round trip.
 //!
-//! - [`interleaved`]: in rounds (direct, bridge, websocat, websockify, direct, ...), each
-//!   round on a fresh connection. A real QEMU serves one client at a time; this respects it.
-//! - [`alternating`]: every tool's connection open at once, one round trip each in turn.
-//!   Finer grained, for an upstream that serves many clients (the minimal peer).
+//! A real QEMU serves one client at a time, so there each turn opens a fresh connection
+//! ([`Connections::PerTurn`]); the minimal peer serves all at once and each tool keeps
+//! one connection for the whole run ([`Connections::Kept`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,78 +22,58 @@ pub type Outcome = HashMap<Tool, Result<Samples, String>>;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
-    /// Round trips kept per tool, over all rounds.
+    /// Round trips kept per tool, over all turns.
     pub count: usize,
-    /// Round trips thrown away at the start of each round.
+    /// Round trips thrown away at the start of each turn.
     pub warmup: usize,
+    /// Turns per tool.
     pub rounds: usize,
 }
 
-pub async fn interleaved(relays: &[Relay], command: &str, plan: Plan) -> Outcome {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connections {
+    /// A fresh connection each turn, closed after it (an upstream with one client at a time).
+    PerTurn,
+    /// One connection per tool for the whole run.
+    Kept,
+}
+
+pub async fn interleaved(relays: &[Relay], command: &str, plan: Plan, connections: Connections) -> Outcome {
     let mut out: Outcome = relays.iter().map(|r| (r.tool, Ok(Samples::new()))).collect();
+    let mut kept: HashMap<Tool, Conn> = HashMap::new();
     let rounds = plan.rounds.max(1);
     for round in 0..rounds {
         let per_round = plan.count / rounds + usize::from(round < plan.count % rounds);
         for relay in relays {
             let Some(Ok(samples)) = out.get_mut(&relay.tool) else { continue };
-            match one_round(relay, command, plan.warmup, per_round).await {
-                Ok(s) => samples.extend(s),
-                Err(e) => {
-                    out.insert(relay.tool, Err(e));
+            let turn = async {
+                let mut conn = match kept.remove(&relay.tool) {
+                    Some(conn) => conn,
+                    None => Conn::open(&relay.endpoint).await?,
+                };
+                let s = conn.round_trips(command, plan.warmup, per_round).await?;
+                match connections {
+                    Connections::Kept => {
+                        kept.insert(relay.tool, conn);
+                    }
+                    Connections::PerTurn => {
+                        conn.close().await;
+                        // Let the upstream see this session end before the next connects.
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                    }
                 }
-            }
-            // Let the upstream see the last session end before the next one connects.
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
-    }
-    out
-}
-
-pub async fn alternating(relays: &[Relay], command: &str, plan: Plan) -> Outcome {
-    let mut out = Outcome::new();
-    let mut conns = Vec::new();
-    for relay in relays {
-        match Conn::open(&relay.endpoint).await {
-            // One long connection per tool: warm it as much as all the rounds would.
-            Ok(mut conn) => match conn.round_trips(command, plan.warmup * 10, 0).await {
-                Ok(_) => conns.push((relay.tool, conn, Samples::new())),
+                testkit::Result::Ok(s)
+            };
+            match turn.await {
+                Ok(s) => samples.extend(s),
                 Err(e) => {
                     out.insert(relay.tool, Err(format!("{}: {e}", relay.tool.name())));
                 }
-            },
-            Err(e) => {
-                out.insert(relay.tool, Err(format!("{}: {e}", relay.tool.name())));
             }
         }
     }
-    for _ in 0..plan.count {
-        let mut failed = Vec::new();
-        for (i, (tool, conn, samples)) in conns.iter_mut().enumerate() {
-            match conn.round_trips(command, 0, 1).await {
-                Ok(s) => samples.extend(s),
-                Err(e) => {
-                    out.insert(*tool, Err(format!("{}: {e}", tool.name())));
-                    failed.push(i);
-                }
-            }
-        }
-        for i in failed.into_iter().rev() {
-            conns.remove(i);
-        }
-    }
-    for (tool, conn, samples) in conns {
+    for (_, conn) in kept {
         conn.close().await;
-        out.insert(tool, Ok(samples));
     }
     out
-}
-
-async fn one_round(relay: &Relay, command: &str, warmup: usize, count: usize) -> Result<Samples, String> {
-    let run = async {
-        let mut conn = Conn::open(&relay.endpoint).await?;
-        let samples = conn.round_trips(command, warmup, count).await?;
-        conn.close().await;
-        testkit::Result::Ok(samples)
-    };
-    run.await.map_err(|e| format!("{}: {e}", relay.tool.name()))
 }

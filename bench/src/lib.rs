@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use latency::Connections;
 use peer::{MinimalPeer, Pace, PeerOptions};
 use report::Report;
 use tools::{Programs, Relay, Tool};
@@ -45,12 +46,11 @@ pub struct Args {
     /// Timed round trips per tool and upstream.
     #[arg(long, default_value_t = 5000)]
     pub round_trips: usize,
-    /// Untimed round trips at the start of each round (and of each connection).
+    /// Untimed round trips at the start of each turn.
     #[arg(long, default_value_t = 20)]
     pub warmup: usize,
-    /// Turns the tools take on the real QEMU (one client at a time), each on a fresh
-    /// connection: many short turns spread a shared machine's noise evenly over the tools.
-    /// On the minimal peer they alternate at every round trip.
+    /// Turns each tool takes: many short turns spread a shared machine's noise evenly
+    /// over the tools.
     #[arg(long, default_value_t = 25)]
     pub rounds: usize,
     /// Events per flood in the throughput rows.
@@ -109,13 +109,14 @@ pub async fn run(args: &Args) -> testkit::Result<Report> {
     let qemu = testkit::Qemu::start()?;
     {
         let relays = start_relays(&programs, qemu.socket(), &mut report.errors);
-        report.qemu_latency = latency::interleaved(&relays, "query-status", plan).await;
+        report.qemu_latency =
+            latency::interleaved(&relays, "query-status", plan, Connections::PerTurn).await;
     }
 
     progress("latency: instant replies from the minimal peer");
     let peer = MinimalPeer::start(PeerOptions::default())?;
     let relays = start_relays(&programs, peer.path(), &mut report.errors);
-    report.peer_latency = latency::alternating(&relays, "query-status", plan).await;
+    report.peer_latency = latency::interleaved(&relays, "query-status", plan, Connections::Kept).await;
 
     progress("throughput: events to one client");
     for relay in &relays {

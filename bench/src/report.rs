@@ -40,6 +40,8 @@ pub struct Report {
 }
 
 const TARGET_RATIO: f64 = 1.2;
+/// Latencies closer than this (relative) are a tie: run-to-run noise on a shared machine.
+const TIE: f64 = 0.02;
 const TARGET_PER_SESSION: f64 = 20.0 * 1024.0;
 const TARGET_GZIP: f64 = 300.0 * 1024.0;
 const TARGET_SCHEMA_MS: f64 = 100.0;
@@ -47,7 +49,8 @@ const UI_NOT_BUILT: &str = "n/a (UI not built yet)";
 
 const NOTES: &str = "
 Latency: send to reply, one command in flight, the same Rust client for every column; the
-tools take turns in short rounds on fresh connections. Ratios are to the direct socket.
+tools take turns in short blocks (on the real QEMU each on a fresh connection, as it serves
+one client at a time). Ratios are to the direct socket; a tie is within 2%.
 websockify relays raw byte chunks in binary frames (many events per frame, re-framed by the
 client), not one message per frame as qmp-bridge and websocat do, so its events/s is not
 comparable one to one. websockify forks a process per session, hence no RSS figures.
@@ -253,12 +256,14 @@ impl Report {
                         out.push(format!("bridge faster than {} at p{p:.0} ({label}): not measured", other.name()));
                         continue;
                     };
+                    let diff = b.as_secs_f64() / x.as_secs_f64() - 1.0;
+                    let v = if diff.abs() < TIE { "tie" } else { verdict(diff < 0.0) };
                     out.push(format!(
-                        "bridge faster than {} at p{p:.0} ({label}): {} ({} vs {})",
+                        "bridge faster than {} at p{p:.0} ({label}): {v} ({} vs {}, {:+.0}%)",
                         other.name(),
-                        verdict(b < x),
                         fmt_duration(b),
-                        fmt_duration(x)
+                        fmt_duration(x),
+                        diff * 100.0
                     ));
                 }
             }
