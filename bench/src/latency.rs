@@ -59,7 +59,7 @@ pub async fn interleaved(relays: &[Relay], command: &str, plan: Plan, connection
                     Connections::PerTurn => {
                         conn.close().await;
                         // Let the upstream see this session end before the next connects.
-                        tokio::time::sleep(Duration::from_millis(30)).await;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                 }
                 testkit::Result::Ok(s)

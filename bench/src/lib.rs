@@ -47,11 +47,11 @@ pub struct Args {
     #[arg(long, default_value_t = 5000)]
     pub round_trips: usize,
     /// Untimed round trips at the start of each turn.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 3)]
     pub warmup: usize,
-    /// Turns each tool takes: many short turns spread a shared machine's noise evenly
-    /// over the tools.
-    #[arg(long, default_value_t = 25)]
+    /// Turns each tool takes: many short turns (20 round trips by default) spread a
+    /// shared machine's noise evenly over the tools.
+    #[arg(long, default_value_t = 250)]
     pub rounds: usize,
     /// Events per flood in the throughput rows.
     #[arg(long, default_value_t = 100_000)]
