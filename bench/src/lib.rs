@@ -28,7 +28,7 @@ use clap::Parser;
 use latency::Connections;
 use peer::{MinimalPeer, Pace, PeerOptions};
 use report::Report;
-use tools::{Programs, Relay, Tool};
+use tools::{BridgeMode, Programs, Relay, Tool};
 
 /// Flags of `qmp-bench`.
 #[derive(Debug, Clone, Parser)]
@@ -84,7 +84,7 @@ fn progress(what: &str) {
 fn start_relays(programs: &Programs, upstream: &std::path::Path, errors: &mut Vec<String>) -> Vec<Relay> {
     let mut relays = Vec::new();
     for tool in Tool::ALL.into_iter().filter(|t| programs.has(*t)) {
-        match Relay::start(tool, programs, upstream, &[]) {
+        match Relay::start(tool, programs, upstream, BridgeMode::Relay) {
             Ok(r) => relays.push(r),
             Err(e) => errors.push(format!("{}: {e}", tool.name())),
         }
@@ -94,11 +94,8 @@ fn start_relays(programs: &Programs, upstream: &std::path::Path, errors: &mut Ve
 
 /// Runs every measurement and returns the report.
 pub async fn run(args: &Args) -> testkit::Result<Report> {
-    let programs = Programs {
-        bridge: args.bridge.clone(),
-        websocat: args.websocat.clone(),
-        websockify: args.websockify.clone(),
-    };
+    let mut programs = Programs::new(args.bridge.clone(), args.websocat.clone(), args.websockify.clone());
+    programs.max_clients = args.sessions + args.fan_out_clients + 16;
     if !programs.bridge.is_file() {
         return Err(format!("{}: no such qmp-bridge (run ./scripts/build)", programs.bridge.display()).into());
     }
@@ -123,21 +120,30 @@ pub async fn run(args: &Args) -> testkit::Result<Report> {
         let rate = throughput::one_client(&relay.endpoint, args.flood_events, args.flood_runs).await;
         report.throughput.insert(relay.tool, rate.map_err(|e| e.to_string()));
     }
-    if programs.bridge_has_flag("--shared") {
-        progress("throughput: fan-out (shared mode)");
-        let shared = Relay::start(Tool::Bridge, &programs, peer.path(), &["--shared"])?;
-        let rate = throughput::fan_out(&shared.endpoint, args.fan_out_clients, args.flood_events / 10).await;
-        report.fan_out = Some(rate.map_err(|e| e.to_string()));
-    }
-
     for relay in relays.iter().filter(|r| matches!(r.tool, Tool::Bridge | Tool::Websocat)) {
         progress(&format!("memory: {} with {} idle sessions", relay.tool.name(), args.sessions));
         let m = memory::idle_sessions(relay, args.sessions).await;
         report.memory.insert(relay.tool, m.map_err(|e| e.to_string()));
     }
+    drop(relays);
+    if programs.bridge_has_shared_mode() {
+        progress("shared mode: fan-out and idle sessions");
+        match Relay::start(Tool::Bridge, &programs, peer.path(), BridgeMode::Shared) {
+            Ok(shared) => {
+                let m = memory::idle_sessions(&shared, args.sessions).await;
+                report.shared_memory = Some(m.map_err(|e| e.to_string()));
+                let count = args.flood_events / 10;
+                let rate = throughput::fan_out(&shared.endpoint, args.fan_out_clients, count).await;
+                // What the flood leaves behind, once its clients are gone.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let rss = shared.pid().map(tools::rss_bytes).transpose();
+                report.fan_out = Some(rate.and_then(|r| Ok((r, rss?.unwrap_or(0)))).map_err(|e| e.to_string()));
+            }
+            Err(e) => report.errors.push(format!("qmp-bridge --mode shared: {e}")),
+        }
+    }
     report.sessions = args.sessions;
     report.fan_out_clients = args.fan_out_clients;
-    drop(relays);
 
     if !args.no_browser {
         progress("browser: page load, greeting, schema, frames");
@@ -147,7 +153,7 @@ pub async fn run(args: &Args) -> testkit::Result<Report> {
 }
 
 async fn page(args: &Args, programs: &Programs, qemu: &testkit::Qemu) -> testkit::Result<report::PageReport> {
-    let bridge = Relay::start(Tool::Bridge, programs, qemu.socket(), &[])?;
+    let bridge = Relay::start(Tool::Bridge, programs, qemu.socket(), BridgeMode::Default)?;
     let url = bridge.page_url.clone().ok_or("the bridge printed no page URL")?;
     let chromium = testkit::Browser::launch().await?;
     let tab = browser::bench_tab(&chromium).await?;
@@ -158,7 +164,7 @@ async fn page(args: &Args, programs: &Programs, qemu: &testkit::Qemu) -> testkit
     // The flood: a peer sending `flood_rate` events/s to every session once negotiated.
     let pace = Pace { per_second: args.flood_rate, duration: Duration::from_secs(8) };
     let flooding = MinimalPeer::start(PeerOptions { paced_flood: Some(pace) })?;
-    let bridge = Relay::start(Tool::Bridge, programs, flooding.path(), &[])?;
+    let bridge = Relay::start(Tool::Bridge, programs, flooding.path(), BridgeMode::Default)?;
     let url = bridge.page_url.clone().ok_or("the bridge printed no page URL")?;
     let tab = browser::bench_tab(&chromium).await?;
     browser::load_until_greeting(&tab, &url).await?;

@@ -29,9 +29,12 @@ pub struct Report {
     pub qemu_latency: latency::Outcome,
     pub peer_latency: latency::Outcome,
     pub throughput: HashMap<Tool, Outcome<f64>>,
-    /// `None`: the bridge has no shared mode yet.
-    pub fan_out: Option<Outcome<f64>>,
+    /// Deliveries per second summed over all clients, and the bridge's RSS after the
+    /// flood; `None`: the bridge has no shared mode.
+    pub fan_out: Option<Outcome<(f64, u64)>>,
     pub memory: HashMap<Tool, Outcome<Memory>>,
+    /// The bridge's idle sessions in shared mode; `None` without one.
+    pub shared_memory: Option<Outcome<Memory>>,
     pub sessions: usize,
     pub fan_out_clients: usize,
     pub page: Option<Outcome<PageReport>>,
@@ -82,6 +85,7 @@ impl Report {
             throughput: HashMap::new(),
             fan_out: None,
             memory: HashMap::new(),
+            shared_memory: None,
             sessions: 0,
             fan_out_clients: 0,
             page: None,
@@ -146,10 +150,12 @@ impl Report {
             }),
         ));
         rows.push((
-            format!("events fanned out to {} clients", self.fan_out_clients),
+            format!("events fanned out to {} clients (sum over clients)", self.fan_out_clients),
             self.per_tool(|t| match (t, &self.fan_out) {
                 (Tool::Bridge, None) => "n/a (needs shared mode)".into(),
-                (Tool::Bridge, Some(Ok(r))) => fmt_rate(*r),
+                (Tool::Bridge, Some(Ok((r, rss)))) => {
+                    format!("{} (RSS after: {})", fmt_rate(*r), fmt_bytes(*rss as f64))
+                }
                 (Tool::Bridge, Some(Err(e))) => short(e),
                 _ => "n/a (one upstream per client)".into(),
             }),
@@ -169,6 +175,17 @@ impl Report {
             mem(&|m| fmt_bytes(m.with as f64)),
         ));
         rows.push(("RSS per idle session".into(), mem(&|m| fmt_bytes(m.per_session()))));
+        let shared = match &self.shared_memory {
+            None => "n/a (needs shared mode)".to_owned(),
+            Some(Ok(m)) => format!(
+                "{} ({} to {})",
+                fmt_bytes(m.per_session()),
+                fmt_bytes(m.before as f64),
+                fmt_bytes(m.with as f64)
+            ),
+            Some(Err(e)) => short(e),
+        };
+        rows.push(("RSS per idle session, shared mode".into(), self.bridge_only(shared)));
 
         let page_rows = |p: &PageReport| {
             let d = &p.download;
@@ -268,13 +285,17 @@ impl Report {
                 }
             }
         }
-        match self.memory.get(&Tool::Bridge) {
-            Some(Ok(m)) => out.push(format!(
-                "idle memory under 20 KB per session: {} ({} per session)",
-                verdict(m.per_session() < TARGET_PER_SESSION),
-                fmt_bytes(m.per_session())
-            )),
-            _ => out.push("idle memory under 20 KB per session: not measured".into()),
+        let shared = self.shared_memory.as_ref().and_then(|m| m.as_ref().ok());
+        for (mode, m) in [("relay", self.memory.get(&Tool::Bridge).and_then(|m| m.as_ref().ok())), ("shared", shared)] {
+            match m {
+                Some(m) => out.push(format!(
+                    "idle memory under 20 KB per session ({mode} mode): {} ({} per session)",
+                    verdict(m.per_session() < TARGET_PER_SESSION),
+                    fmt_bytes(m.per_session())
+                )),
+                None if mode == "shared" && self.shared_memory.is_none() => {}
+                None => out.push(format!("idle memory under 20 KB per session ({mode} mode): not measured")),
+            }
         }
         match &self.page {
             Some(Ok(p)) => {
@@ -310,6 +331,9 @@ impl Report {
         }
         if let Some(Err(e)) = &self.fan_out {
             out.push(format!("fan-out: {e}"));
+        }
+        if let Some(Err(e)) = &self.shared_memory {
+            out.push(format!("memory, shared mode: {e}"));
         }
         for (tool, r) in &self.memory {
             if let Err(e) = r {

@@ -37,9 +37,33 @@ pub struct Programs {
     pub bridge: PathBuf,
     pub websocat: Option<PathBuf>,
     pub websockify: Option<PathBuf>,
+    /// What `qmp-bridge --help` prints: which flags this build has.
+    bridge_help: String,
+    /// Sessions the bridge must admit at once (`--max-clients`, where it has the flag).
+    pub max_clients: usize,
+}
+
+/// How the bridge serves sessions, on builds that have `--mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BridgeMode {
+    /// Whatever the build does by default (what a user gets).
+    Default,
+    /// Each session its own upstream connection: like for like with websocat and websockify.
+    Relay,
+    /// One upstream connection shared by all sessions.
+    Shared,
 }
 
 impl Programs {
+    pub fn new(bridge: PathBuf, websocat: Option<PathBuf>, websockify: Option<PathBuf>) -> Programs {
+        let bridge_help = Command::new(&bridge)
+            .arg("--help")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        Programs { bridge, websocat, websockify, bridge_help, max_clients: 1024 }
+    }
+
     pub fn has(&self, tool: Tool) -> bool {
         match tool {
             Tool::Direct | Tool::Bridge => true,
@@ -48,13 +72,25 @@ impl Programs {
         }
     }
 
-    /// Whether `qmp-bridge --help` lists `flag`.
-    pub fn bridge_has_flag(&self, flag: &str) -> bool {
-        Command::new(&self.bridge)
-            .arg("--help")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains(flag))
-            .unwrap_or(false)
+    /// Whether this bridge has a shared mode (`--mode shared`).
+    pub fn bridge_has_shared_mode(&self) -> bool {
+        self.bridge_help.contains("--mode")
+    }
+
+    /// The bridge's flags for `mode` (none on a build without modes, which relays).
+    fn bridge_args(&self, mode: BridgeMode) -> Vec<String> {
+        let mut args = Vec::new();
+        if self.bridge_has_shared_mode() {
+            match mode {
+                BridgeMode::Default => {}
+                BridgeMode::Relay => args.extend(["--mode".to_owned(), "relay".to_owned()]),
+                BridgeMode::Shared => args.extend(["--mode".to_owned(), "shared".to_owned()]),
+            }
+        }
+        if self.bridge_help.contains("--max-clients") {
+            args.extend(["--max-clients".to_owned(), self.max_clients.max(1024).to_string()]);
+        }
+        args
     }
 }
 
@@ -119,18 +155,21 @@ fn spawn_listening(mut command: Command, port: u16, what: &str) -> Result<Child>
 }
 
 impl Relay {
-    /// Starts `tool` in front of the Unix socket `upstream` (nothing for `Direct`).
-    pub fn start(tool: Tool, programs: &Programs, upstream: &Path, extra_bridge_args: &[&str]) -> Result<Relay> {
+    /// Starts `tool` in front of the Unix socket `upstream` (nothing for `Direct`); `mode`
+    /// only matters to the bridge.
+    pub fn start(tool: Tool, programs: &Programs, upstream: &Path, mode: BridgeMode) -> Result<Relay> {
         let unix = upstream.display().to_string();
         let ws = |port: u16, framing| Endpoint::Ws { url: format!("ws://127.0.0.1:{port}/"), framing };
         let (endpoint, process, page_url) = match tool {
             Tool::Direct => (Endpoint::Unix(upstream.to_owned()), Process::None, None),
             Tool::Bridge => {
                 let target = format!("unix:{unix}");
-                let mut args = vec!["--qmp", &target, "--listen", "127.0.0.1:0"];
-                args.extend_from_slice(extra_bridge_args);
+                let mut args = vec!["--qmp".to_owned(), target, "--listen".to_owned(), "127.0.0.1:0".to_owned()];
+                args.extend(programs.bridge_args(mode));
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 let bridge = BridgeProcess::start(&programs.bridge, &args)?;
-                let url = bridge.ws_url(&token_query(&bridge.url));
+                // From the printed URL, so it works with and without token auth.
+                let url = format!("ws://{}/ws{}", bridge.addr, token_query(&bridge.url));
                 let page = bridge.url.clone();
                 (Endpoint::Ws { url, framing: Framing::MessagePerFrame }, Process::Bridge(bridge), Some(page))
             }
