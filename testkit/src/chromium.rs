@@ -261,6 +261,9 @@ impl Page {
 
     /// Every console error, uncaught exception and error log entry of this tab so far.
     pub fn errors(&self) -> Vec<String> {
+        if self.cdp.events.lock().is_err() {
+            return vec!["event log poisoned".into()];
+        }
         self.events()
             .iter()
             .filter_map(|e| {
