@@ -297,14 +297,26 @@ impl Page {
         Ok(())
     }
 
-    /// Every console error, uncaught exception and error log entry of this tab so far.
-    pub fn errors(&self) -> Vec<String> {
+    /// Every CDP event this tab has received so far (`method` and `params`), in order;
+    /// domains such as `Network` report only after their `*.enable` call.
+    pub fn events(&self) -> Vec<Value> {
         let Ok(events) = self.cdp.events.lock() else {
-            return vec!["event log poisoned".into()];
+            return Vec::new();
         };
         events
             .iter()
             .filter(|e| e["sessionId"] == self.session.as_str())
+            .cloned()
+            .collect()
+    }
+
+    /// Every console error, uncaught exception and error log entry of this tab so far.
+    pub fn errors(&self) -> Vec<String> {
+        if self.cdp.events.lock().is_err() {
+            return vec!["event log poisoned".into()];
+        }
+        self.events()
+            .iter()
             .filter_map(|e| {
                 let p = &e["params"];
                 match e["method"].as_str()? {

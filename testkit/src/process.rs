@@ -121,6 +121,11 @@ impl BridgeProcess {
         wait_until(timeout, "qmp-bridge to exit", || child.try_wait().ok().flatten())
     }
 
+    /// The process id (e.g. for `/proc/PID/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
