@@ -35,7 +35,7 @@ pub const MAX_IN_FLIGHT: usize = 8;
 /// Bytes waiting for a client that has taken nothing for [`STALL`] before it is dropped.
 pub const CLIENT_QUEUE_BYTES: u64 = 1 << 20;
 /// Bytes waiting for any client before it is dropped, even one still reading.
-pub const CLIENT_QUEUE_MAX_BYTES: u64 = 64 << 20;
+pub const CLIENT_QUEUE_MAX_BYTES: u64 = 32 << 20;
 /// How long a client with a full queue may take nothing before it is dropped.
 pub const STALL: Duration = Duration::from_secs(1);
 /// Commands one client may queue before its own sends wait.
@@ -91,21 +91,21 @@ pub struct Attachment {
 /// it is still reading.
 #[derive(Debug)]
 pub struct MessageQueue {
-    rx: mpsc::UnboundedReceiver<String>,
+    rx: mpsc::UnboundedReceiver<Arc<str>>,
     taken: Arc<AtomicU64>,
 }
 
 impl MessageQueue {
     /// The next message; `None` once the multiplexer dropped this client and the queue
     /// is empty.
-    pub async fn recv(&mut self) -> Option<String> {
+    pub async fn recv(&mut self) -> Option<Arc<str>> {
         let m = self.rx.recv().await?;
         self.taken.fetch_add(m.len() as u64, Ordering::Relaxed);
         Some(m)
     }
 
     /// A message already waiting, if any.
-    pub fn try_recv(&mut self) -> Option<String> {
+    pub fn try_recv(&mut self) -> Option<Arc<str>> {
         let m = self.rx.try_recv().ok()?;
         self.taken.fetch_add(m.len() as u64, Ordering::Relaxed);
         Some(m)
@@ -283,7 +283,8 @@ async fn connect(settings: &Settings) -> Result<(QmpConn, String, bool, Option<S
 }
 
 struct ClientSlot {
-    messages: mpsc::UnboundedSender<String>,
+    /// One event's text is shared by every client's queue.
+    messages: mpsc::UnboundedSender<Arc<str>>,
     /// Bytes queued for the client so far, and taken by it so far.
     given: u64,
     taken: Arc<AtomicU64>,
@@ -471,6 +472,7 @@ impl Up<'_> {
                     .filter(|(_, c)| c.negotiated)
                     .map(|(id, _)| *id)
                     .collect();
+                let text: Arc<str> = Arc::from(text);
                 for client in negotiated {
                     self.deliver(client, text.clone());
                 }
@@ -505,7 +507,7 @@ impl Up<'_> {
                 envelope.set_id(pending.id.as_ref());
                 let reply = envelope.to_text();
                 tracing::debug!(target: "qmp_bridge::wire", to = "client", client = pending.client, "{reply}");
-                self.deliver(pending.client, reply);
+                self.deliver(pending.client, Arc::from(reply));
             }
             Kind::Greeting | Kind::Unknown => {
                 tracing::warn!("unexpected message from QEMU: {text}");
@@ -514,7 +516,7 @@ impl Up<'_> {
     }
 
     /// Queues a message for a client; one that cannot keep up is dropped.
-    fn deliver(&mut self, client: u64, text: String) {
+    fn deliver(&mut self, client: u64, text: Arc<str>) {
         let Some(slot) = self.clients.get_mut(&client) else {
             return;
         };

@@ -363,7 +363,8 @@ async fn websocket(
         .max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        // messages are fed in batches and flushed once: one write per batch, not per message
+        .write_buffer_size(64 * 1024)
         .on_upgrade(move |socket| async move {
             let _slot = slot;
             let _alive = state.sessions.clone();

@@ -205,17 +205,17 @@ async fn session<C: Client>(
 /// Sends `first` and whatever else is already queued (up to [`BATCH`]), then flushes.
 async fn send_batch<C: Client>(
     client: &mut C,
-    first: String,
+    first: std::sync::Arc<str>,
     messages: &mut MessageQueue,
     tally: &mut Tally,
 ) -> Result<(), Ending> {
     tally.delivered(&first);
-    client.feed(first).await?;
+    client.feed(first.to_string()).await?;
     for _ in 1..BATCH {
         match messages.try_recv() {
             Some(more) => {
                 tally.delivered(&more);
-                client.feed(more).await?;
+                client.feed(more.to_string()).await?;
             }
             None => break,
         }
