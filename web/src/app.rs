@@ -32,6 +32,9 @@ pub enum Msg {
     Form(FormMsg),
     /// Connect (true) or disconnect (false), from the button.
     Connect(bool),
+    /// The page was hidden for navigation (`pagehide`) or shown again (`pageshow`): a
+    /// page kept in the back/forward cache must not keep holding its QMP session.
+    PageVisible(bool),
     /// The backoff timer fired.
     Retry,
     Oob(bool),
@@ -102,6 +105,36 @@ pub struct App {
     retry: Option<(Timeout, u32)>,
     /// The last export's object URL, kept until the next export so the download can read it.
     export_url: Option<gloo_file::ObjectUrl>,
+    /// `pagehide` and `pageshow` listeners, removed with the component.
+    _page_listeners: Vec<PageListener>,
+}
+
+/// A window event listener, removed when dropped.
+struct PageListener {
+    event: &'static str,
+    closure: wasm_bindgen::closure::Closure<dyn FnMut(web_sys::Event)>,
+}
+
+impl PageListener {
+    fn new(event: &'static str, on: yew::Callback<()>) -> Option<PageListener> {
+        use wasm_bindgen::JsCast;
+        let closure = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::Event)>::new(
+            move |_: web_sys::Event| on.emit(()),
+        );
+        web_sys::window()?
+            .add_event_listener_with_callback(event, closure.as_ref().unchecked_ref())
+            .ok()?;
+        Some(PageListener { event, closure })
+    }
+}
+
+impl Drop for PageListener {
+    fn drop(&mut self) {
+        use wasm_bindgen::JsCast;
+        if let Some(w) = web_sys::window() {
+            let _ = w.remove_event_listener_with_callback(self.event, self.closure.as_ref().unchecked_ref());
+        }
+    }
 }
 
 fn page_url() -> String {
@@ -311,6 +344,13 @@ impl Component for App {
             attempt: 0,
             retry: None,
             export_url: None,
+            _page_listeners: [
+                PageListener::new("pagehide", ctx.link().callback(|()| Msg::PageVisible(false))),
+                PageListener::new("pageshow", ctx.link().callback(|()| Msg::PageVisible(true))),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         };
         app.connect(ctx);
         app
@@ -343,6 +383,16 @@ impl Component for App {
                     code: 1000,
                     reason: "disconnected by you".into(),
                 });
+            }
+            Msg::PageVisible(false) => {
+                self.retry = None;
+                self.socket = None;
+            }
+            Msg::PageVisible(true) => {
+                if self.socket.is_none() && self.auto {
+                    self.attempt = 0;
+                    self.connect(ctx);
+                }
             }
             Msg::Retry => self.connect(ctx),
             Msg::Oob(on) => {
