@@ -10,17 +10,22 @@
 //! - [`app`]: the root component: owns the socket, reconnects, ties state to the page.
 //! - [`components`]: small view pieces taking props and callbacks; [`hooks`]: their
 //!   custom hooks.
+//! - [`fleet`]: the VM list of a bridge serving many VMs (`/api/vms`) and the one-shot
+//!   QMP exchange behind its quick actions; [`root`] picks the list or the console.
 //!
-//! `main.rs` only mounts [`App`], so tests can mount it too. The QMP model (messages,
-//! schema) comes from the shared `qmp` crate.
+//! `main.rs` only mounts [`Root`], so tests can mount [`App`] or [`Root`] too. The QMP
+//! model (messages, schema) comes from the shared `qmp` crate.
 
 pub mod app;
 pub mod components;
 pub mod editor;
 pub mod endpoint;
 pub mod events;
+pub mod fleet;
 pub mod hooks;
+pub mod root;
 pub mod socket;
 pub mod state;
 
 pub use app::App;
+pub use root::Root;

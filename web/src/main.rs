@@ -1,3 +1,3 @@
 fn main() {
-    yew::Renderer::<qmp_web::App>::new().render();
+    yew::Renderer::<qmp_web::Root>::new().render();
 }

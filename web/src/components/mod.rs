@@ -15,3 +15,4 @@ pub use json_tree::{preview, JsonTree, JsonTreeProps, Shared, PAGE};
 pub use transcript::{
     latency_text, EntryActions, EntryProps, EntryRef, EntryView, Transcript, TranscriptProps,
 };
+pub mod vm_list;
