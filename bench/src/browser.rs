@@ -16,15 +16,17 @@ use testkit::{Browser, Page, Result};
 
 use crate::stats::{median, percentile_sorted};
 
-/// `data-testid`s the full console is expected to expose. The schema row types a command
-/// into [`hooks::COMMAND_INPUT`], clicks [`hooks::SEND`] and waits for a new
-/// [`hooks::TRANSCRIPT_ENTRY`] carrying a `data-status` (`ok` or `error`); the frame-time
-/// row needs [`hooks::EVENT_LOG`] (the live events pane).
+/// The console's `data-testid`s (README, "Page automation hooks") the browser rows use. The
+/// schema row switches to raw mode ([`hooks::MODE_RAW`]), types the command into
+/// [`hooks::RAW_TEXT`], clicks [`hooks::SEND`] and waits for one more answered
+/// [`hooks::RESPONSE`] (one carrying `data-ok`); the frame-time row needs the event panel
+/// ([`hooks::EVENT_PANEL`]).
 pub mod hooks {
-    pub const COMMAND_INPUT: &str = "command-input";
+    pub const MODE_RAW: &str = "mode-raw";
+    pub const RAW_TEXT: &str = "raw-text";
     pub const SEND: &str = "send";
-    pub const TRANSCRIPT_ENTRY: &str = "transcript-entry";
-    pub const EVENT_LOG: &str = "event-log";
+    pub const RESPONSE: &str = "response";
+    pub const EVENT_PANEL: &str = "event-filter";
 }
 
 const OBSERVER: &str = r#"(() => {
@@ -42,8 +44,10 @@ const OBSERVER: &str = r#"(() => {
 
 const SCHEMA: &str = r#"(async () => {
   const q = id => document.querySelector(`[data-testid="${id}"]`);
-  const entries = () => document.querySelectorAll('[data-testid="transcript-entry"]');
-  const input = q('command-input');
+  const entries = () => document.querySelectorAll('[data-testid="response"][data-ok]');
+  q('mode-raw').click();
+  await new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
+  const input = q('raw-text');
   const before = entries().length;
   const setter = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(input), 'value').set;
   setter.call(input, '{"execute": "query-qmp-schema", "id": "bench-schema"}');
@@ -52,11 +56,9 @@ const SCHEMA: &str = r#"(async () => {
   const t0 = performance.now();
   q('send').click();
   return await new Promise((resolve, reject) => {
-    const give_up = setTimeout(() => reject(new Error('no transcript entry with a data-status within 20 s')), 20000);
+    const give_up = setTimeout(() => reject(new Error('no answered response within 20 s')), 20000);
     const check = () => {
-      const all = entries();
-      const last = all[all.length - 1];
-      if (all.length > before && last.dataset.status) {
+      if (entries().length > before) {
         observer.disconnect();
         requestAnimationFrame(() => { clearTimeout(give_up); resolve(performance.now() - t0); });
       }
@@ -172,7 +174,7 @@ fn download_since(events: &[Value]) -> Download {
 /// Milliseconds from clicking Send on `query-qmp-schema` to its reply rendered; `None`
 /// while the page lacks the hooks.
 pub async fn schema_render(page: &Page) -> Result<Option<f64>> {
-    for id in [hooks::COMMAND_INPUT, hooks::SEND] {
+    for id in [hooks::MODE_RAW, hooks::SEND] {
         if page.eval(&testid_present(id)).await? != json!(true) {
             return Ok(None);
         }
@@ -184,7 +186,7 @@ pub async fn schema_render(page: &Page) -> Result<Option<f64>> {
 /// Frame intervals over 3 s of the page as it is (the caller floods it); `None` while
 /// the page has no event log.
 pub async fn frames(page: &Page) -> Result<Option<Frames>> {
-    if page.eval(&testid_present(hooks::EVENT_LOG)).await? != json!(true) {
+    if page.eval(&testid_present(hooks::EVENT_PANEL)).await? != json!(true) {
         return Ok(None);
     }
     let deltas = page.eval(FRAMES).await?;
