@@ -132,3 +132,55 @@ fn base(url: &str) -> String {
 fn token(bridge: &BridgeProcess) -> String {
     bridge.token.clone().unwrap_or_default()
 }
+
+/// Shared sessions in real browsers: two pages and a `--share-socket` client on one QEMU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pages_and_a_qmp_tool_share_one_monitor() -> testkit::Result<()> {
+    use testkit::QmpClient;
+    let qemu = Qemu::start()?;
+    let dir = TempDir::new("e2e-share")?;
+    let share = dir.path().join("shared.sock");
+    let share_arg = share.to_string_lossy().into_owned();
+    let bridge = BridgeProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_qmp-bridge")),
+        &["--qmp", &qemu.target(), "--share-socket", &share_arg, "--listen", "127.0.0.1:0"],
+    )?;
+    let browser = Browser::launch().await?;
+    let one = browser.new_page(&bridge.url).await?;
+    let two = browser.new_page(&bridge.url).await?;
+    let mut tool = testkit::UnixQmp::connect(&share).await?;
+    tool.handshake().await?;
+
+    // both pages hold a session at once (QEMU alone would serve only one)
+    let status_one = console_command(&one, "query-status").await?;
+    let status_two = console_command(&two, "query-status").await?;
+    assert!(status_one.contains("prelaunch") && status_two.contains("prelaunch"));
+
+    // the tool resumes and pauses the VM: both pages see the events and flip their badge
+    tool.execute("cont", None, serde_json::json!(1)).await?;
+    tool.execute("stop", None, serde_json::json!(2)).await?;
+    for page in [&one, &two] {
+        page.wait_for("document.querySelector('[data-testid=event][data-name=STOP]') !== null", WAIT)
+            .await?;
+        page.wait_for(
+            "document.querySelector('[data-testid=vm-status]')?.textContent.includes('paused')",
+            WAIT,
+        )
+        .await?;
+    }
+    // a page's command: its reply only on that page, the event everywhere
+    one.click("action-cont").await?;
+    tool.event("RESUME").await?;
+    two.wait_for("document.querySelector('[data-testid=event][data-name=RESUME]') !== null", WAIT)
+        .await?;
+    one.wait_for("[...document.querySelectorAll('[data-testid=response][data-ok=true]')].some(e => e.textContent.includes('\"execute\":\"cont\"'))", WAIT).await?;
+    let on_two = two
+        .eval("[...document.querySelectorAll('[data-testid=response]')].filter(e => e.textContent.includes('\"execute\":\"cont\"')).length")
+        .await?;
+    assert_eq!(on_two, 0, "page two shows page one's reply");
+    for page in [&one, &two] {
+        let errors = page.errors();
+        assert!(errors.is_empty(), "browser console errors: {errors:#?}");
+    }
+    Ok(())
+}
