@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use testkit::{http, BridgeProcess, Browser, Qemu};
+use testkit::{BridgeProcess, Browser, Qemu};
 
 fn qemu_version() -> String {
     let out = std::process::Command::new("qemu-system-x86_64")
@@ -26,11 +26,7 @@ async fn page_performs_handshake_and_shows_the_greeting() -> testkit::Result<()>
         Path::new(env!("CARGO_BIN_EXE_qmp-bridge")),
         &["--qmp", &qemu.target(), "--listen", "127.0.0.1:0"],
     )?;
-    let index = http::get(&bridge.addr, "/", &[])?;
-    assert!(
-        index.text().contains("qmp_web.js"),
-        "the UI is not built into qmp-bridge: run ./scripts/build web before cargo test"
-    );
+    bridge.require_ui()?;
 
     let browser = Browser::launch().await?;
     let page = browser.new_page(&bridge.url).await?;

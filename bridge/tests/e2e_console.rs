@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use testkit::fake_peer::{PeerConn, GREETING};
-use testkit::{http, BridgeProcess, Browser, FakePeer, Page, Qemu};
+use testkit::{BridgeProcess, Browser, FakePeer, Page, Qemu};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -57,11 +57,7 @@ async fn open_console_on(target: &str) -> testkit::Result<Session> {
         Path::new(env!("CARGO_BIN_EXE_qmp-bridge")),
         &["--qmp", target, "--listen", "127.0.0.1:0", "-v"],
     )?;
-    let index = http::get(&bridge.addr, "/", &[])?;
-    assert!(
-        index.text().contains("qmp_web.js"),
-        "the UI is not built into qmp-bridge: run ./scripts/build web before cargo test"
-    );
+    bridge.require_ui()?;
     let browser = Browser::launch().await?;
     let page = browser.new_page(&bridge.url).await?;
     wait_ready(&page).await?;

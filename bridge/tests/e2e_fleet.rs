@@ -69,6 +69,7 @@ async fn the_vm_list_and_two_consoles_in_one_browser() -> testkit::Result<()> {
         Path::new(env!("CARGO_BIN_EXE_qmp-bridge")),
         &["--qmp-dir", &folder, "--listen", "127.0.0.1:0", "--deny", "vm-b:system_powerdown"],
     )?;
+    bridge.require_ui()?;
     let browser = Browser::launch().await?;
     let list = browser.new_page(&bridge.url).await?;
     for vm in ["vm-a", "vm-b", "vm-c"] {

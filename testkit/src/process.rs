@@ -91,6 +91,16 @@ impl BridgeProcess {
         }
     }
 
+    /// Fails unless the bridge serves the built web UI (it is embedded at build time, so
+    /// `./scripts/build web` must run before `cargo test`).
+    pub fn require_ui(&self) -> Result<()> {
+        let index = crate::http::get(&self.addr, "/", &[])?;
+        if !index.text().contains("qmp_web.js") {
+            return Err("the UI is not built into qmp-bridge: run ./scripts/build web before cargo test".into());
+        }
+        Ok(())
+    }
+
     /// Everything the bridge has logged so far.
     pub fn log(&self) -> String {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
