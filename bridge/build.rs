@@ -38,8 +38,12 @@ fn main() {
         let rel = rel.to_string_lossy().replace('\\', "/");
         let abs = file.canonicalize().expect("readable file");
         println!("cargo:rerun-if-changed={}", abs.display());
-        writeln!(code, "    ({rel:?}, include_bytes!({:?})),", abs.display().to_string())
-            .expect("string write");
+        writeln!(
+            code,
+            "    ({rel:?}, include_bytes!({:?})),",
+            abs.display().to_string()
+        )
+        .expect("string write");
     }
     code.push_str("];\n");
     std::fs::write(out_dir.join("embedded_ui.rs"), code).expect("write embedded_ui.rs");

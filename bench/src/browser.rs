@@ -105,8 +105,11 @@ fn testid_present(id: &str) -> String {
 /// A tab with the greeting observer installed, navigated nowhere yet.
 pub async fn bench_tab(browser: &Browser) -> Result<Page> {
     let page = browser.new_page("about:blank").await?;
-    page.call("Page.addScriptToEvaluateOnNewDocument", json!({ "source": OBSERVER }))
-        .await?;
+    page.call(
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({ "source": OBSERVER }),
+    )
+    .await?;
     Ok(page)
 }
 
@@ -121,29 +124,42 @@ pub async fn load_until_greeting(page: &Page, url: &str) -> Result<f64> {
 /// back/forward cache, so the one-client monitor is free for the new page.
 pub async fn reload_until_greeting(page: &Page, url: &str) -> Result<f64> {
     page.eval("window.__bench.greetingShown = null; 0").await?;
-    page.call("Page.reload", json!({ "ignoreCache": true })).await?;
+    page.call("Page.reload", json!({ "ignoreCache": true }))
+        .await?;
     greeting_shown(page, url).await
 }
 
 async fn greeting_shown(page: &Page, url: &str) -> Result<f64> {
     let shown = page
-        .wait_for("window.__bench && window.__bench.greetingShown", Duration::from_secs(30))
+        .wait_for(
+            "window.__bench && window.__bench.greetingShown",
+            Duration::from_secs(30),
+        )
         .await;
     let shown = match shown {
         Ok(v) => v,
         Err(e) => {
-            let state = page.testid_text("connection-state").await.unwrap_or_default();
+            let state = page
+                .testid_text("connection-state")
+                .await
+                .unwrap_or_default();
             let reason = page.testid_text("close-reason").await.unwrap_or_default();
-            return Err(format!("{url}: no greeting shown (connection-state {state}, close-reason {reason}): {e}").into());
+            return Err(format!(
+                "{url}: no greeting shown (connection-state {state}, close-reason {reason}): {e}"
+            )
+            .into());
         }
     };
-    shown.as_f64().ok_or_else(|| format!("greetingShown is {shown}").into())
+    shown
+        .as_f64()
+        .ok_or_else(|| format!("greetingShown is {shown}").into())
 }
 
 /// One uncached load's download, then `loads` more for the median time to greeting.
 pub async fn page_load(page: &Page, url: &str, loads: usize) -> Result<(Download, f64)> {
     page.call("Network.enable", json!({})).await?;
-    page.call("Network.setCacheDisabled", json!({ "cacheDisabled": true })).await?;
+    page.call("Network.setCacheDisabled", json!({ "cacheDisabled": true }))
+        .await?;
     let mark = page.events().len();
     let mut times = vec![load_until_greeting(page, url).await?];
     let download = download_since(&page.events()[mark..]);
@@ -168,7 +184,11 @@ fn download_since(events: &[Value]) -> Download {
             _ => {}
         }
     }
-    Download { requests, decoded_bytes: decoded, wire_bytes: wire }
+    Download {
+        requests,
+        decoded_bytes: decoded,
+        wire_bytes: wire,
+    }
 }
 
 /// Milliseconds from clicking Send on `query-qmp-schema` to its reply rendered; `None`
@@ -180,7 +200,10 @@ pub async fn schema_render(page: &Page) -> Result<Option<f64>> {
         }
     }
     let ms = page.eval(SCHEMA).await?;
-    Ok(Some(ms.as_f64().ok_or_else(|| format!("schema render returned {ms}"))?))
+    Ok(Some(
+        ms.as_f64()
+            .ok_or_else(|| format!("schema render returned {ms}"))?,
+    ))
 }
 
 /// Frame intervals over 3 s of the page as it is (the caller floods it); `None` while

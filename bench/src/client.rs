@@ -85,8 +85,11 @@ impl Conn {
         if !greeting.contains("\"QMP\"") {
             return Err(format!("expected a QMP greeting, got {greeting}").into());
         }
-        conn.execute(&qmp::message::qmp_capabilities(&[], Some(json!("caps"))), &json!("caps"))
-            .await?;
+        conn.execute(
+            &qmp::message::qmp_capabilities(&[], Some(json!("caps"))),
+            &json!("caps"),
+        )
+        .await?;
         Ok(conn)
     }
 
@@ -101,7 +104,8 @@ impl Conn {
             }
             Transport::Ws(ws, Framing::MessagePerFrame) => ws.send(Message::text(text)).await?,
             Transport::Ws(ws, Framing::ByteStream) => {
-                ws.send(Message::binary(format!("{text}\n").into_bytes())).await?
+                ws.send(Message::binary(format!("{text}\n").into_bytes()))
+                    .await?
             }
         }
         Ok(())

@@ -38,14 +38,24 @@ pub enum Connections {
     Kept,
 }
 
-pub async fn interleaved(relays: &[Relay], command: &str, plan: Plan, connections: Connections) -> Outcome {
-    let mut out: Outcome = relays.iter().map(|r| (r.tool, Ok(Samples::new()))).collect();
+pub async fn interleaved(
+    relays: &[Relay],
+    command: &str,
+    plan: Plan,
+    connections: Connections,
+) -> Outcome {
+    let mut out: Outcome = relays
+        .iter()
+        .map(|r| (r.tool, Ok(Samples::new())))
+        .collect();
     let mut kept: HashMap<Tool, Conn> = HashMap::new();
     let rounds = plan.rounds.max(1);
     for round in 0..rounds {
         let per_round = plan.count / rounds + usize::from(round < plan.count % rounds);
         for relay in relays {
-            let Some(Ok(samples)) = out.get_mut(&relay.tool) else { continue };
+            let Some(Ok(samples)) = out.get_mut(&relay.tool) else {
+                continue;
+            };
             let turn = async {
                 let mut conn = match kept.remove(&relay.tool) {
                     Some(conn) => conn,

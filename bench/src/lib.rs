@@ -32,7 +32,10 @@ use tools::{BridgeMode, Programs, Relay, Tool};
 
 /// Flags of `qmp-bench`.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "qmp-bench", about = "Benchmarks qmp-bridge against a direct QMP socket, websocat and websockify")]
+#[command(
+    name = "qmp-bench",
+    about = "Benchmarks qmp-bridge against a direct QMP socket, websocat and websockify"
+)]
 pub struct Args {
     /// The qmp-bridge to measure (a release build).
     #[arg(long, default_value = "target/release/qmp-bridge")]
@@ -81,7 +84,11 @@ fn progress(what: &str) {
 }
 
 /// Starts every installed contender in front of `upstream`; those that fail are reported.
-fn start_relays(programs: &Programs, upstream: &std::path::Path, errors: &mut Vec<String>) -> Vec<Relay> {
+fn start_relays(
+    programs: &Programs,
+    upstream: &std::path::Path,
+    errors: &mut Vec<String>,
+) -> Vec<Relay> {
     let mut relays = Vec::new();
     for tool in Tool::ALL.into_iter().filter(|t| programs.has(*t)) {
         match Relay::start(tool, programs, upstream, BridgeMode::Relay) {
@@ -94,13 +101,25 @@ fn start_relays(programs: &Programs, upstream: &std::path::Path, errors: &mut Ve
 
 /// Runs every measurement and returns the report.
 pub async fn run(args: &Args) -> testkit::Result<Report> {
-    let mut programs = Programs::new(args.bridge.clone(), args.websocat.clone(), args.websockify.clone());
+    let mut programs = Programs::new(
+        args.bridge.clone(),
+        args.websocat.clone(),
+        args.websockify.clone(),
+    );
     programs.max_clients = args.sessions + args.fan_out_clients + 16;
     if !programs.bridge.is_file() {
-        return Err(format!("{}: no such qmp-bridge (run ./scripts/build)", programs.bridge.display()).into());
+        return Err(format!(
+            "{}: no such qmp-bridge (run ./scripts/build)",
+            programs.bridge.display()
+        )
+        .into());
     }
     let mut report = Report::new(programs.clone());
-    let plan = latency::Plan { count: args.round_trips, warmup: args.warmup, rounds: args.rounds };
+    let plan = latency::Plan {
+        count: args.round_trips,
+        warmup: args.warmup,
+        rounds: args.rounds,
+    };
 
     progress("latency: query-status on a real QEMU");
     let qemu = testkit::Qemu::start()?;
@@ -113,17 +132,30 @@ pub async fn run(args: &Args) -> testkit::Result<Report> {
     progress("latency: instant replies from the minimal peer");
     let peer = MinimalPeer::start(PeerOptions::default())?;
     let relays = start_relays(&programs, peer.path(), &mut report.errors);
-    report.peer_latency = latency::interleaved(&relays, "query-status", plan, Connections::Kept).await;
+    report.peer_latency =
+        latency::interleaved(&relays, "query-status", plan, Connections::Kept).await;
 
     progress("throughput: events to one client");
     for relay in &relays {
-        let rate = throughput::one_client(&relay.endpoint, args.flood_events, args.flood_runs).await;
-        report.throughput.insert(relay.tool, rate.map_err(|e| e.to_string()));
+        let rate =
+            throughput::one_client(&relay.endpoint, args.flood_events, args.flood_runs).await;
+        report
+            .throughput
+            .insert(relay.tool, rate.map_err(|e| e.to_string()));
     }
-    for relay in relays.iter().filter(|r| matches!(r.tool, Tool::Bridge | Tool::Websocat)) {
-        progress(&format!("memory: {} with {} idle sessions", relay.tool.name(), args.sessions));
+    for relay in relays
+        .iter()
+        .filter(|r| matches!(r.tool, Tool::Bridge | Tool::Websocat))
+    {
+        progress(&format!(
+            "memory: {} with {} idle sessions",
+            relay.tool.name(),
+            args.sessions
+        ));
         let m = memory::idle_sessions(relay, args.sessions).await;
-        report.memory.insert(relay.tool, m.map_err(|e| e.to_string()));
+        report
+            .memory
+            .insert(relay.tool, m.map_err(|e| e.to_string()));
     }
     drop(relays);
     if programs.bridge_has_shared_mode() {
@@ -137,7 +169,10 @@ pub async fn run(args: &Args) -> testkit::Result<Report> {
                 // What the flood leaves behind, once its clients are gone.
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let rss = shared.pid().map(tools::rss_bytes).transpose();
-                report.fan_out = Some(rate.and_then(|r| Ok((r, rss?.unwrap_or(0)))).map_err(|e| e.to_string()));
+                report.fan_out = Some(
+                    rate.and_then(|r| Ok((r, rss?.unwrap_or(0))))
+                        .map_err(|e| e.to_string()),
+                );
             }
             Err(e) => report.errors.push(format!("qmp-bridge --mode shared: {e}")),
         }
@@ -147,14 +182,25 @@ pub async fn run(args: &Args) -> testkit::Result<Report> {
 
     if !args.no_browser {
         progress("browser: page load, greeting, schema, frames");
-        report.page = Some(page(args, &programs, &qemu).await.map_err(|e| e.to_string()));
+        report.page = Some(
+            page(args, &programs, &qemu)
+                .await
+                .map_err(|e| e.to_string()),
+        );
     }
     Ok(report)
 }
 
-async fn page(args: &Args, programs: &Programs, qemu: &testkit::Qemu) -> testkit::Result<report::PageReport> {
+async fn page(
+    args: &Args,
+    programs: &Programs,
+    qemu: &testkit::Qemu,
+) -> testkit::Result<report::PageReport> {
     let bridge = Relay::start(Tool::Bridge, programs, qemu.socket(), BridgeMode::Default)?;
-    let url = bridge.page_url.clone().ok_or("the bridge printed no page URL")?;
+    let url = bridge
+        .page_url
+        .clone()
+        .ok_or("the bridge printed no page URL")?;
     let chromium = testkit::Browser::launch().await?;
     let tab = browser::bench_tab(&chromium).await?;
     let (download, greeting_ms) = browser::page_load(&tab, &url, args.page_loads).await?;
@@ -162,12 +208,27 @@ async fn page(args: &Args, programs: &Programs, qemu: &testkit::Qemu) -> testkit
     drop(tab);
 
     // The flood: a peer sending `flood_rate` events/s to every session once negotiated.
-    let pace = Pace { per_second: args.flood_rate, duration: Duration::from_secs(8) };
-    let flooding = MinimalPeer::start(PeerOptions { paced_flood: Some(pace) })?;
+    let pace = Pace {
+        per_second: args.flood_rate,
+        duration: Duration::from_secs(8),
+    };
+    let flooding = MinimalPeer::start(PeerOptions {
+        paced_flood: Some(pace),
+    })?;
     let bridge = Relay::start(Tool::Bridge, programs, flooding.path(), BridgeMode::Default)?;
-    let url = bridge.page_url.clone().ok_or("the bridge printed no page URL")?;
+    let url = bridge
+        .page_url
+        .clone()
+        .ok_or("the bridge printed no page URL")?;
     let tab = browser::bench_tab(&chromium).await?;
     browser::load_until_greeting(&tab, &url).await?;
     let frames = browser::frames(&tab).await?;
-    Ok(report::PageReport { download, greeting_ms, loads: args.page_loads, schema_ms, frames, flood_rate: args.flood_rate })
+    Ok(report::PageReport {
+        download,
+        greeting_ms,
+        loads: args.page_loads,
+        schema_ms,
+        frames,
+        flood_rate: args.flood_rate,
+    })
 }

@@ -6,7 +6,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = qmp_bench::Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("qmp-bench: cannot start the runtime: {e}");

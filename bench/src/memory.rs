@@ -43,5 +43,9 @@ pub async fn idle_sessions(relay: &Relay, sessions: usize) -> Result<Memory> {
     for conn in open {
         conn.close().await;
     }
-    Ok(Memory { before, with, sessions })
+    Ok(Memory {
+        before,
+        with,
+        sessions,
+    })
 }

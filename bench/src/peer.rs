@@ -56,7 +56,9 @@ impl MinimalPeer {
     pub fn start(options: PeerOptions) -> Result<MinimalPeer> {
         let dir = TempDir::new("bench-peer")?;
         let path = dir.path().join("qmp.sock");
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let listener = {
             let _guard = runtime.enter();
             UnixListener::bind(&path)?
@@ -115,7 +117,9 @@ impl Drop for MinimalPeer {
 /// The reply to one command.
 fn reply_to(command: &Value) -> String {
     let ret = match command["execute"].as_str() {
-        Some("query-status") => json!({ "status": "running", "singlestep": false, "running": true }),
+        Some("query-status") => {
+            json!({ "status": "running", "singlestep": false, "running": true })
+        }
         _ => json!({}),
     };
     let mut reply = json!({ "return": ret });

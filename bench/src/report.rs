@@ -123,15 +123,27 @@ impl Report {
     }
 
     fn bridge_only(&self, cell: String) -> Vec<String> {
-        self.per_tool(|t| if t == Tool::Bridge { cell.clone() } else { "–".into() })
+        self.per_tool(|t| {
+            if t == Tool::Bridge {
+                cell.clone()
+            } else {
+                "–".into()
+            }
+        })
     }
 
     fn rows(&self) -> Vec<(String, Vec<String>)> {
         let mut rows = Vec::new();
         let samples = |o: &latency::Outcome| {
-            o.get(&Tool::Direct).and_then(|s| s.as_ref().ok()).map(|s| s.len()).unwrap_or(0)
+            o.get(&Tool::Direct)
+                .and_then(|s| s.as_ref().ok())
+                .map(|s| s.len())
+                .unwrap_or(0)
         };
-        for (label, outcome) in [("query-status, real QEMU", &self.qemu_latency), ("instant reply, minimal peer", &self.peer_latency)] {
+        for (label, outcome) in [
+            ("query-status, real QEMU", &self.qemu_latency),
+            ("instant reply, minimal peer", &self.peer_latency),
+        ] {
             for p in [50.0, 99.0] {
                 rows.push((
                     format!("{label}: p{p:.0} ({} round trips)", samples(outcome)),
@@ -142,15 +154,19 @@ impl Report {
         rows.push((
             "events relayed to one client".into(),
             self.per_tool(|t| {
-                self.missing(t).unwrap_or_else(|| match self.throughput.get(&t) {
-                    Some(Ok(r)) => fmt_rate(*r),
-                    Some(Err(e)) => short(e),
-                    None => "not started".into(),
-                })
+                self.missing(t)
+                    .unwrap_or_else(|| match self.throughput.get(&t) {
+                        Some(Ok(r)) => fmt_rate(*r),
+                        Some(Err(e)) => short(e),
+                        None => "not started".into(),
+                    })
             }),
         ));
         rows.push((
-            format!("events fanned out to {} clients (sum over clients)", self.fan_out_clients),
+            format!(
+                "events fanned out to {} clients (sum over clients)",
+                self.fan_out_clients
+            ),
             self.per_tool(|t| match (t, &self.fan_out) {
                 (Tool::Bridge, None) => "n/a (needs shared mode)".into(),
                 (Tool::Bridge, Some(Ok((r, rss)))) => {
@@ -169,12 +185,21 @@ impl Report {
                 (_, None) => self.missing(t).unwrap_or_else(|| "not started".into()),
             })
         };
-        rows.push(("RSS, no session open".into(), mem(&|m| fmt_bytes(m.before as f64))));
         rows.push((
-            format!("RSS with {} idle sessions", group_thousands(self.sessions as u64)),
+            "RSS, no session open".into(),
+            mem(&|m| fmt_bytes(m.before as f64)),
+        ));
+        rows.push((
+            format!(
+                "RSS with {} idle sessions",
+                group_thousands(self.sessions as u64)
+            ),
             mem(&|m| fmt_bytes(m.with as f64)),
         ));
-        rows.push(("RSS per idle session".into(), mem(&|m| fmt_bytes(m.per_session()))));
+        rows.push((
+            "RSS per idle session".into(),
+            mem(&|m| fmt_bytes(m.per_session())),
+        ));
         let shared = match &self.shared_memory {
             None => "n/a (needs shared mode)".to_owned(),
             Some(Ok(m)) => format!(
@@ -185,14 +210,22 @@ impl Report {
             ),
             Some(Err(e)) => short(e),
         };
-        rows.push(("RSS per idle session, shared mode".into(), self.bridge_only(shared)));
+        rows.push((
+            "RSS per idle session, shared mode".into(),
+            self.bridge_only(shared),
+        ));
 
         let page_rows = |p: &PageReport| {
             let d = &p.download;
             vec![
                 (
                     "page download: decoded / on the wire (gzip)".to_owned(),
-                    format!("{} / {} ({} requests)", fmt_bytes(d.decoded_bytes), fmt_bytes(d.wire_bytes), d.requests),
+                    format!(
+                        "{} / {} ({} requests)",
+                        fmt_bytes(d.decoded_bytes),
+                        fmt_bytes(d.wire_bytes),
+                        d.requests
+                    ),
                 ),
                 (
                     format!("navigation to greeting shown (median of {})", p.loads),
@@ -203,15 +236,29 @@ impl Report {
                     p.schema_ms.map(ms).unwrap_or_else(|| UI_NOT_BUILT.into()),
                 ),
                 (
-                    format!("frame times under {} events/s: p50 / p99 / max", group_thousands(p.flood_rate.into())),
+                    format!(
+                        "frame times under {} events/s: p50 / p99 / max",
+                        group_thousands(p.flood_rate.into())
+                    ),
                     p.frames
-                        .map(|f| format!("{} / {} / {} ({} frames)", ms(f.p50_ms), ms(f.p99_ms), ms(f.max_ms), f.frames))
+                        .map(|f| {
+                            format!(
+                                "{} / {} / {} ({} frames)",
+                                ms(f.p50_ms),
+                                ms(f.p99_ms),
+                                ms(f.max_ms),
+                                f.frames
+                            )
+                        })
                         .unwrap_or_else(|| UI_NOT_BUILT.into()),
                 ),
             ]
         };
         match &self.page {
-            None => rows.push(("browser rows".into(), self.bridge_only("skipped (--no-browser)".into()))),
+            None => rows.push((
+                "browser rows".into(),
+                self.bridge_only("skipped (--no-browser)".into()),
+            )),
             Some(Err(e)) => rows.push(("browser rows".into(), self.bridge_only(short(e)))),
             Some(Ok(p)) => {
                 for (label, cell) in page_rows(p) {
@@ -257,9 +304,17 @@ impl Report {
     pub fn targets(&self) -> Vec<String> {
         let mut out = Vec::new();
         let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
-        for (label, o) in [("real QEMU", &self.qemu_latency), ("minimal peer", &self.peer_latency)] {
-            let (Some(b), Some(d)) = (Self::pct(o, Tool::Bridge, 50.0), Self::pct(o, Tool::Direct, 50.0)) else {
-                out.push(format!("bridge p50 within {TARGET_RATIO}x of direct ({label}): not measured"));
+        for (label, o) in [
+            ("real QEMU", &self.qemu_latency),
+            ("minimal peer", &self.peer_latency),
+        ] {
+            let (Some(b), Some(d)) = (
+                Self::pct(o, Tool::Bridge, 50.0),
+                Self::pct(o, Tool::Direct, 50.0),
+            ) else {
+                out.push(format!(
+                    "bridge p50 within {TARGET_RATIO}x of direct ({label}): not measured"
+                ));
                 continue;
             };
             let ratio = b.as_secs_f64() / d.as_secs_f64();
@@ -269,12 +324,21 @@ impl Report {
             ));
             for other in [Tool::Websocat, Tool::Websockify] {
                 for p in [50.0, 99.0] {
-                    let (Some(b), Some(x)) = (Self::pct(o, Tool::Bridge, p), Self::pct(o, other, p)) else {
-                        out.push(format!("bridge faster than {} at p{p:.0} ({label}): not measured", other.name()));
+                    let (Some(b), Some(x)) =
+                        (Self::pct(o, Tool::Bridge, p), Self::pct(o, other, p))
+                    else {
+                        out.push(format!(
+                            "bridge faster than {} at p{p:.0} ({label}): not measured",
+                            other.name()
+                        ));
                         continue;
                     };
                     let diff = b.as_secs_f64() / x.as_secs_f64() - 1.0;
-                    let v = if diff.abs() < TIE { "tie" } else { verdict(diff < 0.0) };
+                    let v = if diff.abs() < TIE {
+                        "tie"
+                    } else {
+                        verdict(diff < 0.0)
+                    };
                     out.push(format!(
                         "bridge faster than {} at p{p:.0} ({label}): {v} ({} vs {}, {:+.0}%)",
                         other.name(),
@@ -286,7 +350,13 @@ impl Report {
             }
         }
         let shared = self.shared_memory.as_ref().and_then(|m| m.as_ref().ok());
-        for (mode, m) in [("relay", self.memory.get(&Tool::Bridge).and_then(|m| m.as_ref().ok())), ("shared", shared)] {
+        for (mode, m) in [
+            (
+                "relay",
+                self.memory.get(&Tool::Bridge).and_then(|m| m.as_ref().ok()),
+            ),
+            ("shared", shared),
+        ] {
             match m {
                 Some(m) => out.push(format!(
                     "idle memory under 20 KB per session ({mode} mode): {} ({} per session)",
@@ -294,7 +364,9 @@ impl Report {
                     fmt_bytes(m.per_session())
                 )),
                 None if mode == "shared" && self.shared_memory.is_none() => {}
-                None => out.push(format!("idle memory under 20 KB per session ({mode} mode): not measured")),
+                None => out.push(format!(
+                    "idle memory under 20 KB per session ({mode} mode): not measured"
+                )),
             }
         }
         match &self.page {
@@ -305,8 +377,14 @@ impl Report {
                     fmt_bytes(p.download.wire_bytes)
                 ));
                 out.push(match p.schema_ms {
-                    Some(x) => format!("schema reply rendered under 100 ms: {} ({})", verdict(x < TARGET_SCHEMA_MS), ms(x)),
-                    None => "schema reply rendered under 100 ms: not measured (UI not built yet)".into(),
+                    Some(x) => format!(
+                        "schema reply rendered under 100 ms: {} ({})",
+                        verdict(x < TARGET_SCHEMA_MS),
+                        ms(x)
+                    ),
+                    None => {
+                        "schema reply rendered under 100 ms: not measured (UI not built yet)".into()
+                    }
                 });
             }
             _ => out.push("page download and schema render: not measured".into()),
@@ -317,7 +395,10 @@ impl Report {
     /// Full error messages behind the `error:` cells.
     pub fn error_details(&self) -> Vec<String> {
         let mut out = self.errors.clone();
-        for (label, o) in [("real QEMU", &self.qemu_latency), ("minimal peer", &self.peer_latency)] {
+        for (label, o) in [
+            ("real QEMU", &self.qemu_latency),
+            ("minimal peer", &self.peer_latency),
+        ] {
             for (tool, r) in o {
                 if let Err(e) = r {
                     out.push(format!("latency, {label}, {}: {e}", tool.name()));

@@ -55,13 +55,23 @@ pub enum BridgeMode {
 }
 
 impl Programs {
-    pub fn new(bridge: PathBuf, websocat: Option<PathBuf>, websockify: Option<PathBuf>) -> Programs {
+    pub fn new(
+        bridge: PathBuf,
+        websocat: Option<PathBuf>,
+        websockify: Option<PathBuf>,
+    ) -> Programs {
         let bridge_help = Command::new(&bridge)
             .arg("--help")
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
-        Programs { bridge, websocat, websockify, bridge_help, max_clients: 1024 }
+        Programs {
+            bridge,
+            websocat,
+            websockify,
+            bridge_help,
+            max_clients: 1024,
+        }
     }
 
     pub fn has(&self, tool: Tool) -> bool {
@@ -88,7 +98,10 @@ impl Programs {
             }
         }
         if self.bridge_help.contains("--max-clients") {
-            args.extend(["--max-clients".to_owned(), self.max_clients.max(1024).to_string()]);
+            args.extend([
+                "--max-clients".to_owned(),
+                self.max_clients.max(1024).to_string(),
+            ]);
         }
         args
     }
@@ -111,7 +124,10 @@ pub struct Relay {
 
 impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Relay").field("tool", &self.tool).field("endpoint", &self.endpoint).finish()
+        f.debug_struct("Relay")
+            .field("tool", &self.tool)
+            .field("endpoint", &self.endpoint)
+            .finish()
     }
 }
 
@@ -128,7 +144,9 @@ pub fn token_query(page_url: &str) -> String {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn spawn_listening(mut command: Command, port: u16, what: &str) -> Result<Child> {
@@ -157,24 +175,47 @@ fn spawn_listening(mut command: Command, port: u16, what: &str) -> Result<Child>
 impl Relay {
     /// Starts `tool` in front of the Unix socket `upstream` (nothing for `Direct`); `mode`
     /// only matters to the bridge.
-    pub fn start(tool: Tool, programs: &Programs, upstream: &Path, mode: BridgeMode) -> Result<Relay> {
+    pub fn start(
+        tool: Tool,
+        programs: &Programs,
+        upstream: &Path,
+        mode: BridgeMode,
+    ) -> Result<Relay> {
         let unix = upstream.display().to_string();
-        let ws = |port: u16, framing| Endpoint::Ws { url: format!("ws://127.0.0.1:{port}/"), framing };
+        let ws = |port: u16, framing| Endpoint::Ws {
+            url: format!("ws://127.0.0.1:{port}/"),
+            framing,
+        };
         let (endpoint, process, page_url) = match tool {
             Tool::Direct => (Endpoint::Unix(upstream.to_owned()), Process::None, None),
             Tool::Bridge => {
                 let target = format!("unix:{unix}");
-                let mut args = vec!["--qmp".to_owned(), target, "--listen".to_owned(), "127.0.0.1:0".to_owned()];
+                let mut args = vec![
+                    "--qmp".to_owned(),
+                    target,
+                    "--listen".to_owned(),
+                    "127.0.0.1:0".to_owned(),
+                ];
                 args.extend(programs.bridge_args(mode));
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 let bridge = BridgeProcess::start(&programs.bridge, &args)?;
                 // From the printed URL, so it works with and without token auth.
                 let url = format!("ws://{}/ws{}", bridge.addr, token_query(&bridge.url));
                 let page = bridge.url.clone();
-                (Endpoint::Ws { url, framing: Framing::MessagePerFrame }, Process::Bridge(bridge), Some(page))
+                (
+                    Endpoint::Ws {
+                        url,
+                        framing: Framing::MessagePerFrame,
+                    },
+                    Process::Bridge(bridge),
+                    Some(page),
+                )
             }
             Tool::Websocat => {
-                let program = programs.websocat.as_ref().ok_or("websocat is not installed")?;
+                let program = programs
+                    .websocat
+                    .as_ref()
+                    .ok_or("websocat is not installed")?;
                 let port = free_port()?;
                 let mut cmd = Command::new(program);
                 // -E: close each session when either side ends (websocat warns without it
@@ -183,18 +224,31 @@ impl Relay {
                     .arg(format!("ws-l:127.0.0.1:{port}"))
                     .arg(format!("unix:{unix}"));
                 let child = spawn_listening(cmd, port, "websocat")?;
-                (ws(port, Framing::MessagePerFrame), Process::Child(child), None)
+                (
+                    ws(port, Framing::MessagePerFrame),
+                    Process::Child(child),
+                    None,
+                )
             }
             Tool::Websockify => {
-                let program = programs.websockify.as_ref().ok_or("websockify is not installed")?;
+                let program = programs
+                    .websockify
+                    .as_ref()
+                    .ok_or("websockify is not installed")?;
                 let port = free_port()?;
                 let mut cmd = Command::new(program);
-                cmd.arg(format!("--unix-target={unix}")).arg(format!("127.0.0.1:{port}"));
+                cmd.arg(format!("--unix-target={unix}"))
+                    .arg(format!("127.0.0.1:{port}"));
                 let child = spawn_listening(cmd, port, "websockify")?;
                 (ws(port, Framing::ByteStream), Process::Child(child), None)
             }
         };
-        Ok(Relay { tool, endpoint, process, page_url })
+        Ok(Relay {
+            tool,
+            endpoint,
+            process,
+            page_url,
+        })
     }
 
     /// The relay's process id (`None` for the direct socket).
@@ -211,7 +265,9 @@ impl Drop for Relay {
     fn drop(&mut self) {
         if let Process::Child(child) = &mut self.process {
             // websockify forks a process per session: stop the whole family politely first.
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let deadline = std::time::Instant::now() + Duration::from_secs(3);
             while std::time::Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -244,7 +300,10 @@ mod tests {
     #[test]
     fn token_from_printed_url() {
         assert_eq!(token_query("http://127.0.0.1:8780/"), "");
-        assert_eq!(token_query("http://127.0.0.1:8780/?token=abc123"), "?token=abc123");
+        assert_eq!(
+            token_query("http://127.0.0.1:8780/?token=abc123"),
+            "?token=abc123"
+        );
         assert_eq!(token_query("http://h:1/?ws=x&token=t0k"), "?token=t0k");
     }
 

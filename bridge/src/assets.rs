@@ -64,10 +64,16 @@ impl Ui {
         };
         let mut response = body.into_owned().into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&path)));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type(&path)),
+        );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-        headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+        headers.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
         if gzipped {
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
@@ -124,7 +130,13 @@ mod tests {
     fn paths_stay_inside_the_ui() {
         assert_eq!(clean_path("/").as_deref(), Some("index.html"));
         assert_eq!(clean_path("/pkg/app.js").as_deref(), Some("pkg/app.js"));
-        for bad in ["/../etc/passwd", "/a/../../b", "/.git/config", "/a//b", "/a\\..\\b"] {
+        for bad in [
+            "/../etc/passwd",
+            "/a/../../b",
+            "/.git/config",
+            "/a//b",
+            "/a\\..\\b",
+        ] {
             assert_eq!(clean_path(bad), None, "{bad}");
         }
     }
@@ -133,9 +145,15 @@ mod tests {
     fn gzip_negotiation() {
         let mut h = HeaderMap::new();
         assert!(!accepts_gzip(&h));
-        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br, gzip;q=0.8"));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("br, gzip;q=0.8"),
+        );
         assert!(accepts_gzip(&h));
-        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip;q=0, br"));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0, br"),
+        );
         assert!(!accepts_gzip(&h));
     }
 

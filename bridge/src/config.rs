@@ -12,8 +12,8 @@ use crate::assets::Ui;
 use crate::audit::AuditLog;
 use crate::policy::Policy;
 use crate::security::{random_token, read_token_file, validate_token, Auth, Gate};
-use crate::session::Settings;
 use crate::server::{Config, Mode};
+use crate::session::Settings;
 use crate::target::QmpTarget;
 
 /// Serves the qmp-console web UI and relays its websockets to a QEMU QMP monitor.
@@ -157,7 +157,9 @@ impl NamedTarget {
         }
         let derived = match &self.target {
             QmpTarget::Unix(p) => crate::fleet::name_for_file(
-                &p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+                &p.file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
             ),
             QmpTarget::Tcp(a) => crate::fleet::name_for_file(&a.replace(':', "_")),
         };
@@ -175,7 +177,9 @@ fn origin(s: &str) -> Result<String, String> {
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !(secs > 0.0 && secs <= 86_400.0) {
         return Err(format!("{s} must be above 0 and at most 86400 seconds"));
     }
@@ -273,9 +277,11 @@ impl Cli {
             _ => None,
         };
         let audit = match &self.audit_log {
-            Some(path) => Some(Arc::new(AuditLog::open(path).map_err(|e| ConfigError::Audit {
-                path: path.clone(),
-                reason: e.to_string(),
+            Some(path) => Some(Arc::new(AuditLog::open(path).map_err(|e| {
+                ConfigError::Audit {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                }
             })?)),
             None => None,
         };
@@ -297,7 +303,11 @@ impl Cli {
                 loopback: self.listen.ip().is_loopback(),
             },
             relay: Settings {
-                policy: if single { policy.for_vm(&base_name) } else { policy },
+                policy: if single {
+                    policy.for_vm(&base_name)
+                } else {
+                    policy
+                },
                 vm: base_name,
                 target: base_target,
                 greeting_timeout: self.greeting_timeout,

@@ -105,7 +105,13 @@ pub fn name_for_file(file: &str) -> String {
         .unwrap_or(file);
     let name: String = stem
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     name.trim_start_matches('.').chars().take(64).collect()
 }
@@ -233,7 +239,10 @@ impl Fleet {
                 }
             }
             Err(e) => {
-                problems.insert(dir.display().to_string(), format!("cannot read --qmp-dir: {e}"));
+                problems.insert(
+                    dir.display().to_string(),
+                    format!("cannot read --qmp-dir: {e}"),
+                );
             }
         }
         for vm in self.all().iter().filter(|vm| vm.from_dir) {
@@ -271,6 +280,8 @@ mod tests {
         assert_eq!(name_for_file("db.socket"), "db");
         assert_eq!(name_for_file("plain"), "plain");
         assert!(valid_name("vm-1.test_2"));
-        assert!(!valid_name("") && !valid_name("a/b") && !valid_name(".hidden") && !valid_name("a b"));
+        assert!(
+            !valid_name("") && !valid_name("a/b") && !valid_name(".hidden") && !valid_name("a b")
+        );
     }
 }

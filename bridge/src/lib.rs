@@ -25,13 +25,15 @@
 //! The QMP model (framing, messages, frame checks) lives in the `qmp` crate, shared with
 //! the web app.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod assets;
 pub mod audit;
 pub mod config;
 pub mod fleet;
-pub mod policy;
 pub mod metrics;
 pub mod mux;
+pub mod policy;
 pub mod relay;
 pub mod security;
 pub mod server;

@@ -98,7 +98,10 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         }
     };
     println!("qmp-bridge: serving {serving} on {local}");
-    println!("open {scheme}://{host}:{}/{query} in a browser", local.port());
+    println!(
+        "open {scheme}://{host}:{}/{query} in a browser",
+        local.port()
+    );
     qmp_bridge::server::run(listener, config, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -16,9 +16,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use std::time::Instant;
 
 use futures_util::stream::{self, BoxStream, SelectAll};
 use futures_util::StreamExt;
@@ -61,8 +61,17 @@ impl Upstate {
 
 /// Events after which the VM's run state is asked for again.
 const STATE_EVENTS: &[&str] = &[
-    "STOP", "RESUME", "SHUTDOWN", "RESET", "SUSPEND", "SUSPEND_DISK", "WAKEUP", "POWERDOWN",
-    "GUEST_PANICKED", "GUEST_CRASHLOADED", "JOB_STATUS_CHANGE",
+    "STOP",
+    "RESUME",
+    "SHUTDOWN",
+    "RESET",
+    "SUSPEND",
+    "SUSPEND_DISK",
+    "WAKEUP",
+    "POWERDOWN",
+    "GUEST_PANICKED",
+    "GUEST_CRASHLOADED",
+    "JOB_STATUS_CHANGE",
 ];
 const STATUS_ID: &str = "qmp-bridge-status";
 
@@ -243,27 +252,39 @@ async fn actor(
 /// the VM's run state.
 async fn connect(settings: &Settings) -> Result<(QmpConn, String, bool, Option<String>), Ending> {
     let target = &settings.target;
-    let (mut conn, greeting) =
-        QmpConn::open(target, settings.greeting_timeout, settings.max_message_bytes).await?;
+    let (mut conn, greeting) = QmpConn::open(
+        target,
+        settings.greeting_timeout,
+        settings.max_message_bytes,
+    )
+    .await?;
     let oob_offered = matches!(Message::parse(&greeting),
         Ok(Message::Greeting(g)) if g.capabilities.iter().any(|c| c == "oob"));
     let enable: &[&str] = if oob_offered { &["oob"] } else { &[] };
     let negotiate = qmp::message::qmp_capabilities(enable, Some(json!(NEGOTIATION_ID)));
-    conn.write_line(&negotiate, settings.send_timeout, target).await?;
+    conn.write_line(&negotiate, settings.send_timeout, target)
+        .await?;
     let status = qmp::message::command("query-status", None, Some(json!(STATUS_ID)));
-    conn.write_line(&status, settings.send_timeout, target).await?;
+    conn.write_line(&status, settings.send_timeout, target)
+        .await?;
     let deadline = tokio::time::Instant::now() + settings.greeting_timeout;
     loop {
         while let Some(text) = conn.next_message(target)? {
             match Message::parse(&text) {
-                Ok(Message::Return { id: Some(id), value }) if id == STATUS_ID => {
+                Ok(Message::Return {
+                    id: Some(id),
+                    value,
+                }) if id == STATUS_ID => {
                     let run_state = value["status"].as_str().map(str::to_owned);
                     return Ok((conn, greeting, oob_offered, run_state));
                 }
                 Ok(Message::Error { id: Some(id), .. }) if id == STATUS_ID => {
                     return Ok((conn, greeting, oob_offered, None));
                 }
-                Ok(Message::Error { id: Some(id), error }) if id == NEGOTIATION_ID => {
+                Ok(Message::Error {
+                    id: Some(id),
+                    error,
+                }) if id == NEGOTIATION_ID => {
                     return Err(closed(
                         close_code::UPSTREAM_ERROR,
                         format!("QMP at {target} refused negotiation: {}", error.desc),
@@ -340,7 +361,11 @@ impl Up<'_> {
                 self.status_wanted = false;
                 self.status_in_flight = true;
                 let ask = qmp::message::command("query-status", None, Some(json!(STATUS_ID)));
-                if let Err(ending) = self.conn.write_line(&ask, self.settings.send_timeout, target).await {
+                if let Err(ending) = self
+                    .conn
+                    .write_line(&ask, self.settings.send_timeout, target)
+                    .await
+                {
                     return Some(ending);
                 }
             }
@@ -463,7 +488,10 @@ impl Up<'_> {
             Kind::Event => {
                 tracing::debug!(target: "qmp_bridge::wire", to = "clients", "{text}");
                 self.metrics.events.fetch_add(1, Ordering::Relaxed);
-                if envelope.event_name().is_some_and(|n| STATE_EVENTS.contains(&n.as_str())) {
+                if envelope
+                    .event_name()
+                    .is_some_and(|n| STATE_EVENTS.contains(&n.as_str()))
+                {
                     self.status_wanted = true;
                 }
                 let negotiated: Vec<u64> = self
@@ -479,7 +507,9 @@ impl Up<'_> {
             }
             Kind::Return | Kind::Error if envelope.id() == Some(json!(STATUS_ID)) => {
                 self.status_in_flight = false;
-                let run_state = envelope.member("return").and_then(|r| r["status"].as_str().map(str::to_owned));
+                let run_state = envelope
+                    .member("return")
+                    .and_then(|r| r["status"].as_str().map(str::to_owned));
                 self.state.send_modify(|s| s.run_state = run_state);
             }
             Kind::Return | Kind::Error => {

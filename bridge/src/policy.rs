@@ -137,20 +137,34 @@ mod tests {
 
     #[test]
     fn read_only_allows_queries_only() {
-        let p = Policy { read_only: true, ..Policy::default() };
+        let p = Policy {
+            read_only: true,
+            ..Policy::default()
+        };
         assert!(p.check(&frame(r#"{"execute": "query-status"}"#)).is_ok());
-        assert!(p.check(&frame(r#"{"execute": "qmp_capabilities"}"#)).is_ok());
-        assert!(p.check(&frame(r#"{"execute": "stop"}"#)).unwrap_err().contains("--read-only"));
+        assert!(p
+            .check(&frame(r#"{"execute": "qmp_capabilities"}"#))
+            .is_ok());
+        assert!(p
+            .check(&frame(r#"{"execute": "stop"}"#))
+            .unwrap_err()
+            .contains("--read-only"));
         assert!(p.check(&frame(r#"{"execute": "human-monitor-command", "arguments": {"command-line": "info status"}}"#)).is_err());
         assert!(p.check(&frame(r#"{"exec-oob": "migrate-pause"}"#)).is_err());
     }
 
     #[test]
     fn transaction_actions_are_checked() {
-        let p = Policy { deny: vec!["blockdev-snapshot*".into()], ..Policy::default() };
+        let p = Policy {
+            deny: vec!["blockdev-snapshot*".into()],
+            ..Policy::default()
+        };
         let t = r#"{"execute": "transaction", "arguments": {"actions": [{"type": "abort"}, {"type": "blockdev-snapshot-sync"}]}}"#;
         let why = p.check(&frame(t)).unwrap_err();
-        assert!(why.contains("blockdev-snapshot-sync") && why.contains("inside 'transaction'"), "{why}");
+        assert!(
+            why.contains("blockdev-snapshot-sync") && why.contains("inside 'transaction'"),
+            "{why}"
+        );
         let ok = r#"{"execute": "transaction", "arguments": {"actions": [{"type": "abort"}]}}"#;
         assert!(p.check(&frame(ok)).is_ok());
     }
@@ -167,9 +181,15 @@ mod tests {
         assert!(vm1.check(&frame(r#"{"execute": "system_reset"}"#)).is_err());
         assert!(vm1.check(&frame(r#"{"execute": "stop"}"#)).is_ok());
         let vm2 = p.for_vm("vm2");
-        assert!(vm2.check(&frame(r#"{"execute": "quit"}"#)).is_err(), "vm2 allows queries only");
+        assert!(
+            vm2.check(&frame(r#"{"execute": "quit"}"#)).is_err(),
+            "vm2 allows queries only"
+        );
         assert!(vm2.check(&frame(r#"{"execute": "query-status"}"#)).is_ok());
-        assert!(p.for_vm("vm3").check(&frame(r#"{"execute": "quit"}"#)).is_ok());
+        assert!(p
+            .for_vm("vm3")
+            .check(&frame(r#"{"execute": "quit"}"#))
+            .is_ok());
     }
 
     #[test]
@@ -180,9 +200,17 @@ mod tests {
             ..Policy::default()
         };
         assert!(p.check(&frame(r#"{"execute": "stop"}"#)).is_ok());
-        assert!(p.check(&frame(r#"{"execute": "quit"}"#)).unwrap_err().contains("no --allow"));
-        assert!(p.check(&frame(r#"{"execute": "query-qmp-schema"}"#)).unwrap_err().contains("--deny"));
+        assert!(p
+            .check(&frame(r#"{"execute": "quit"}"#))
+            .unwrap_err()
+            .contains("no --allow"));
+        assert!(p
+            .check(&frame(r#"{"execute": "query-qmp-schema"}"#))
+            .unwrap_err()
+            .contains("--deny"));
         // a frame naming two commands is judged on both
-        assert!(p.check(&frame(r#"{"execute": "stop", "exec-oob": "quit"}"#)).is_err());
+        assert!(p
+            .check(&frame(r#"{"execute": "stop", "exec-oob": "quit"}"#))
+            .is_err());
     }
 }

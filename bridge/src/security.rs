@@ -201,11 +201,26 @@ mod tests {
     fn token_by_query_or_bearer() {
         let g = gate();
         let h = headers(&[("host", "127.0.0.1:8780")]);
-        assert!(g.admit(&"/ws?token=s3cret-token".parse().unwrap(), &h).is_ok());
-        assert!(g.admit(&"/ws?token=s3cret%2Dtoken".parse().unwrap(), &h).is_ok());
-        assert_eq!(g.admit(&"/ws".parse().unwrap(), &h).unwrap_err().status, 401);
-        assert_eq!(g.admit(&"/ws?token=s3cret-tokeX".parse().unwrap(), &h).unwrap_err().status, 401);
-        let h = headers(&[("host", "127.0.0.1:8780"), ("authorization", "Bearer s3cret-token")]);
+        assert!(g
+            .admit(&"/ws?token=s3cret-token".parse().unwrap(), &h)
+            .is_ok());
+        assert!(g
+            .admit(&"/ws?token=s3cret%2Dtoken".parse().unwrap(), &h)
+            .is_ok());
+        assert_eq!(
+            g.admit(&"/ws".parse().unwrap(), &h).unwrap_err().status,
+            401
+        );
+        assert_eq!(
+            g.admit(&"/ws?token=s3cret-tokeX".parse().unwrap(), &h)
+                .unwrap_err()
+                .status,
+            401
+        );
+        let h = headers(&[
+            ("host", "127.0.0.1:8780"),
+            ("authorization", "Bearer s3cret-token"),
+        ]);
         assert!(g.admit(&"/ws".parse().unwrap(), &h).is_ok());
     }
 
@@ -213,14 +228,26 @@ mod tests {
     fn origin_rules() {
         let g = gate();
         let uri: Uri = "/ws?token=s3cret-token".parse().unwrap();
-        let own = headers(&[("host", "127.0.0.1:8780"), ("origin", "http://127.0.0.1:8780")]);
+        let own = headers(&[
+            ("host", "127.0.0.1:8780"),
+            ("origin", "http://127.0.0.1:8780"),
+        ]);
         assert!(g.admit(&uri, &own).is_ok());
-        let foreign = headers(&[("host", "127.0.0.1:8780"), ("origin", "http://evil.example")]);
+        let foreign = headers(&[
+            ("host", "127.0.0.1:8780"),
+            ("origin", "http://evil.example"),
+        ]);
         assert_eq!(g.admit(&uri, &foreign).unwrap_err().status, 403);
-        let listed = headers(&[("host", "127.0.0.1:8780"), ("origin", "https://console.example")]);
+        let listed = headers(&[
+            ("host", "127.0.0.1:8780"),
+            ("origin", "https://console.example"),
+        ]);
         assert!(g.admit(&uri, &listed).is_ok());
         // DNS rebinding: the page's origin matches Host, but Host is not loopback
-        let rebound = headers(&[("host", "evil.example:8780"), ("origin", "http://evil.example:8780")]);
+        let rebound = headers(&[
+            ("host", "evil.example:8780"),
+            ("origin", "http://evil.example:8780"),
+        ]);
         assert_eq!(g.admit(&uri, &rebound).unwrap_err().status, 403);
         let v6 = headers(&[("host", "[::1]:8780"), ("origin", "http://[::1]:8780")]);
         assert!(g.admit(&uri, &v6).is_ok());
@@ -228,10 +255,23 @@ mod tests {
 
     #[test]
     fn origin_is_checked_even_without_auth() {
-        let g = Gate { auth: Auth::Disabled, ..gate() };
+        let g = Gate {
+            auth: Auth::Disabled,
+            ..gate()
+        };
         let foreign = headers(&[("host", "127.0.0.1:1"), ("origin", "http://evil.example")]);
-        assert_eq!(g.admit(&"/ws".parse().unwrap(), &foreign).unwrap_err().status, 403);
-        assert!(g.admit(&"/ws".parse().unwrap(), &headers(&[("host", "127.0.0.1:1")])).is_ok());
+        assert_eq!(
+            g.admit(&"/ws".parse().unwrap(), &foreign)
+                .unwrap_err()
+                .status,
+            403
+        );
+        assert!(g
+            .admit(
+                &"/ws".parse().unwrap(),
+                &headers(&[("host", "127.0.0.1:1")])
+            )
+            .is_ok());
     }
 
     #[test]
@@ -241,9 +281,15 @@ mod tests {
         assert!(validate_token("short", "--token").is_err());
         assert!(validate_token("has space inside", "--token").is_err());
         assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd"));
-        assert_eq!(normalize_origin("HTTPS://Console.Example/").as_deref(), Some("https://console.example"));
+        assert_eq!(
+            normalize_origin("HTTPS://Console.Example/").as_deref(),
+            Some("https://console.example")
+        );
         assert_eq!(normalize_origin("console.example"), None);
         assert_eq!(normalize_origin("https://x/path"), None);
-        assert_eq!(format!("{:?}", Auth::Token("zzz".into())), "Auth::Token(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Auth::Token("zzz".into())),
+            "Auth::Token(<redacted>)"
+        );
     }
 }

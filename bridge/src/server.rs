@@ -29,8 +29,8 @@ use tower_service::Service;
 use crate::assets::Ui;
 use crate::fleet::{Fleet, Vm};
 use crate::relay;
-use crate::session::{Ending, Settings, Summary, WsClient};
 use crate::security::Gate;
+use crate::session::{Ending, Settings, Summary, WsClient};
 
 /// How clients reach QEMU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -104,7 +104,12 @@ pub async fn run(
     let tls = config.tls.clone();
     let request_timeout = config.request_timeout;
     let fleet = (config.mode == Mode::Shared).then(|| {
-        Fleet::new(config.relay.clone(), config.vms.clone(), config.single, stop_rx.clone())
+        Fleet::new(
+            config.relay.clone(),
+            config.vms.clone(),
+            config.single,
+            stop_rx.clone(),
+        )
     });
     if let (Some(fleet), Some(dir)) = (&fleet, &config.qmp_dir) {
         fleet.scan(dir);
@@ -153,7 +158,9 @@ pub async fn run(
                 None => serve_connection(tcp, peer, app, request_timeout, stop).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(request_timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, peer, app, request_timeout, stop).await,
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, peer, app, request_timeout, stop).await
+                        }
                         Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -178,15 +185,18 @@ async fn serve_connection<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
-        app.clone().call(req)
-    });
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().call(req)
+        });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(request_timeout);
-    let mut conn = pin!(builder.serve_connection(TokioIo::new(io), service).with_upgrades());
+    let mut conn = pin!(builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades());
     loop {
         tokio::select! {
             r = conn.as_mut() => {
@@ -223,7 +233,11 @@ async fn healthz(State(state): State<AppState>) -> String {
                 (Some(_), 1) => "ok: QMP connected\n".into(),
                 (Some(vm), _) => format!(
                     "ok: QMP reconnecting ({})\n",
-                    vm.mux.state().last_error.as_deref().unwrap_or("first attempt")
+                    vm.mux
+                        .state()
+                        .last_error
+                        .as_deref()
+                        .unwrap_or("first attempt")
                 ),
                 (None, up) => format!("ok: {up} of {} VMs connected\n", vms.len()),
             }
@@ -231,18 +245,16 @@ async fn healthz(State(state): State<AppState>) -> String {
     }
 }
 
-/// Token and Origin, as for websockets, for the JSON and metrics endpoints.
-fn check_gate(state: &Shared, uri: &Uri, headers: &HeaderMap) -> Result<(), Response> {
-    state.config.gate.admit(uri, headers).map_err(|refusal| {
-        let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
-        (status, refusal.reason).into_response()
-    })
+/// The HTTP answer to a refused request.
+fn refused(refusal: crate::security::Refusal) -> Response {
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
+    (status, refusal.reason).into_response()
 }
 
 /// The VM list: name, target, state, QEMU version, run state, clients.
 async fn api_vms(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
-    if let Err(r) = check_gate(&state, &uri, &headers) {
-        return r;
+    if let Err(refusal) = state.config.gate.admit(&uri, &headers) {
+        return refused(refusal);
     }
     let body = match &state.fleet {
         Some(fleet) => fleet.view(),
@@ -253,7 +265,10 @@ async fn api_vms(State(state): State<AppState>, uri: Uri, headers: HeaderMap) ->
         }),
     };
     (
-        [(axum::http::header::CONTENT_TYPE, "application/json"), (axum::http::header::CACHE_CONTROL, "no-store")],
+        [
+            (axum::http::header::CONTENT_TYPE, "application/json"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
         body.to_string(),
     )
         .into_response()
@@ -261,11 +276,22 @@ async fn api_vms(State(state): State<AppState>, uri: Uri, headers: HeaderMap) ->
 
 /// Prometheus text format.
 async fn metrics(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
-    if let Err(r) = check_gate(&state, &uri, &headers) {
-        return r;
+    if let Err(refusal) = state.config.gate.admit(&uri, &headers) {
+        return refused(refusal);
     }
-    let body = state.fleet.as_ref().map(|f| f.metrics()).unwrap_or_default();
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    let body = state
+        .fleet
+        .as_ref()
+        .map(|f| f.metrics())
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// A VM's console page: the UI, which reads the VM's name from the path.
@@ -274,7 +300,12 @@ async fn vm_page(State(state): State<AppState>, headers: HeaderMap) -> Response 
 }
 
 /// The closing log line of a session.
-pub(crate) fn log_session_end(peer: &str, settings: &Settings, started: Instant, summary: &Summary) {
+pub(crate) fn log_session_end(
+    peer: &str,
+    settings: &Settings,
+    started: Instant,
+    summary: &Summary,
+) {
     let ending = match &summary.ending {
         Ending::ClientLeft => "client left".to_owned(),
         Ending::Closed { code, reason } => format!("closed {code}: {reason}"),
@@ -332,7 +363,11 @@ async fn websocket_named(
         Some(fleet) => fleet.get(&name).map(Route::Shared),
     };
     let Some(route) = route else {
-        return (StatusCode::NOT_FOUND, format!("qmp-bridge: no VM named {name:?}\n")).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            format!("qmp-bridge: no VM named {name:?}\n"),
+        )
+            .into_response();
     };
     websocket(state, peer, uri, headers, upgrade, route).await
 }
@@ -347,8 +382,7 @@ async fn websocket(
 ) -> Response {
     if let Err(refusal) = state.config.gate.admit(&uri, &headers) {
         tracing::info!(%peer, status = refusal.status, "websocket refused: {}", refusal.reason.trim());
-        let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
-        return (status, refusal.reason).into_response();
+        return refused(refusal);
     }
     let Ok(slot) = state.slots.clone().try_acquire_owned() else {
         tracing::warn!(%peer, "websocket refused: --max-clients {} reached", state.config.max_clients);

@@ -69,7 +69,11 @@ pub async fn serve(
                 }
             },
         };
-        let peer = format!("unix:{}#{}", path.display(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let peer = format!(
+            "unix:{}#{}",
+            path.display(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         let (vm, stop, alive) = (vm.clone(), shutdown.clone(), alive.clone());
         tokio::spawn(async move {
             let _alive = alive;
@@ -117,9 +121,16 @@ impl Client for UnixClient {
                 Ok(None) => {}
                 Err(e) => {
                     // QEMU would answer a parse error; the stream can not be resynchronised.
-                    let reply = qmp::message::error_reply(None, "GenericError", &format!("JSON parse error: {e}"));
+                    let reply = qmp::message::error_reply(
+                        None,
+                        "GenericError",
+                        &format!("JSON parse error: {e}"),
+                    );
                     let _ = self.send(reply).await;
-                    return Err(closed(close_code::PROTOCOL, format!("client sent invalid QMP: {e}")));
+                    return Err(closed(
+                        close_code::PROTOCOL,
+                        format!("client sent invalid QMP: {e}"),
+                    ));
                 }
             }
             let idle = async {
@@ -159,7 +170,10 @@ impl Client for UnixClient {
             Ok(Err(_)) => Err(Ending::ClientLeft),
             Err(_) => Err(closed(
                 close_code::POLICY,
-                format!("client too slow: a message waited over {:?} to be sent", self.send_timeout),
+                format!(
+                    "client too slow: a message waited over {:?} to be sent",
+                    self.send_timeout
+                ),
             )),
         }
     }

@@ -133,13 +133,22 @@ mod tests {
 
     #[test]
     fn parses_target_forms() {
-        assert_eq!("unix:/a/b".parse::<QmpTarget>().unwrap(), QmpTarget::Unix("/a/b".into()));
-        assert_eq!("/a/b".parse::<QmpTarget>().unwrap(), QmpTarget::Unix("/a/b".into()));
+        assert_eq!(
+            "unix:/a/b".parse::<QmpTarget>().unwrap(),
+            QmpTarget::Unix("/a/b".into())
+        );
+        assert_eq!(
+            "/a/b".parse::<QmpTarget>().unwrap(),
+            QmpTarget::Unix("/a/b".into())
+        );
         assert_eq!(
             "tcp:127.0.0.1:4444".parse::<QmpTarget>().unwrap(),
             QmpTarget::Tcp("127.0.0.1:4444".into())
         );
-        assert_eq!("tcp:[::1]:1".parse::<QmpTarget>().unwrap().to_string(), "tcp:[::1]:1");
+        assert_eq!(
+            "tcp:[::1]:1".parse::<QmpTarget>().unwrap().to_string(),
+            "tcp:[::1]:1"
+        );
         for bad in ["tcp:host", "tcp::1", "tcp:h:99999", "unix:", ""] {
             assert!(bad.parse::<QmpTarget>().is_err(), "{bad}");
         }
@@ -149,8 +158,15 @@ mod tests {
     fn preflight_names_the_problem() {
         let missing = QmpTarget::Unix("/nonexistent/qmp.sock".into());
         let e = missing.preflight().unwrap_err().to_string();
-        assert!(e.contains("/nonexistent/qmp.sock") && e.contains("No such file"), "{e}");
+        assert!(
+            e.contains("/nonexistent/qmp.sock") && e.contains("No such file"),
+            "{e}"
+        );
         let file = QmpTarget::Unix("/etc/hostname".into());
-        assert!(file.preflight().unwrap_err().to_string().contains("not a Unix socket"));
+        assert!(file
+            .preflight()
+            .unwrap_err()
+            .to_string()
+            .contains("not a Unix socket"));
     }
 }

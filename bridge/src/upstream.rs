@@ -34,7 +34,10 @@ impl QmpConn {
         max_message_bytes: usize,
     ) -> Result<(QmpConn, String), Ending> {
         let io = target.connect(timeout).await.map_err(|e| {
-            closed(close_code::UPSTREAM_ERROR, format!("cannot reach QMP at {target}: {e}"))
+            closed(
+                close_code::UPSTREAM_ERROR,
+                format!("cannot reach QMP at {target}: {e}"),
+            )
         })?;
         let mut conn = QmpConn {
             io,
@@ -51,13 +54,18 @@ impl QmpConn {
                     format!("QMP monitor busy: {target} sent no greeting within {timeout:?}; another client holds it"),
                 )
             };
-            conn.read_more(deadline, target, busy).await.map_err(|e| match e {
-                Ending::Closed { code: close_code::NORMAL, .. } => closed(
-                    close_code::UPSTREAM_ERROR,
-                    format!("QEMU closed the monitor at {target} before greeting"),
-                ),
-                other => other,
-            })?;
+            conn.read_more(deadline, target, busy)
+                .await
+                .map_err(|e| match e {
+                    Ending::Closed {
+                        code: close_code::NORMAL,
+                        ..
+                    } => closed(
+                        close_code::UPSTREAM_ERROR,
+                        format!("QEMU closed the monitor at {target} before greeting"),
+                    ),
+                    other => other,
+                })?;
         }
     }
 
@@ -107,7 +115,9 @@ impl QmpConn {
 
     /// The next whole message, as an ending when the stream is broken.
     pub fn next_message(&mut self, target: &QmpTarget) -> Result<Option<String>, Ending> {
-        self.framer.next_message().map_err(|e| frame_error(e, target))
+        self.framer
+            .next_message()
+            .map_err(|e| frame_error(e, target))
     }
 
     /// Writes one message and its newline, within `timeout`.

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use testkit::QmpClient;
-use testkit::{http, BridgeProcess, QmpWs, Qemu};
+use testkit::{http, BridgeProcess, Qemu, QmpWs};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qmp-bridge");
 
@@ -17,14 +17,21 @@ fn fails(args: &[&str]) -> (i32, String) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "{args:?} succeeded");
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: not one line: {stderr}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "{args:?}: not one line: {stderr}"
+    );
     (out.status.code().unwrap_or(-1), stderr)
 }
 
 #[test]
 fn bad_input_gives_one_clear_line() {
     let (_, e) = fails(&["--qmp", "/nonexistent/qmp.sock"]);
-    assert!(e.contains("/nonexistent/qmp.sock") && e.contains("No such file"), "{e}");
+    assert!(
+        e.contains("/nonexistent/qmp.sock") && e.contains("No such file"),
+        "{e}"
+    );
     let (_, e) = fails(&["--qmp", "/etc/hostname"]);
     assert!(e.contains("not a Unix socket"), "{e}");
     let (code, e) = fails(&["--qmp", "/tmp/x.sock", "--bogus"]);
@@ -61,13 +68,19 @@ fn help_and_version_exit_zero() {
 
 #[test]
 fn serves_assets_with_types_and_gzip() -> testkit::Result<()> {
-    let bridge = BridgeProcess::start(Path::new(BIN), &["--qmp", "tcp:127.0.0.1:1", "--listen", "127.0.0.1:0"])?;
+    let bridge = BridgeProcess::start(
+        Path::new(BIN),
+        &["--qmp", "tcp:127.0.0.1:1", "--listen", "127.0.0.1:0"],
+    )?;
     let health = http::get(&bridge.addr, "/healthz", &[])?;
     assert_eq!(health.status, 200);
 
     let index = http::get(&bridge.addr, "/", &[])?;
     assert_eq!(index.status, 200);
-    assert_eq!(index.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        index.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     assert!(
         index.text().contains("qmp_web.js"),
         "UI not embedded: run ./scripts/build web before cargo test"
@@ -79,10 +92,19 @@ fn serves_assets_with_types_and_gzip() -> testkit::Result<()> {
     assert_eq!(plain.header("content-encoding"), None);
     assert_eq!(&plain.body[..4], b"\0asm");
 
-    let gz = http::get(&bridge.addr, "/qmp_web_bg.wasm", &[("Accept-Encoding", "gzip, br")])?;
+    let gz = http::get(
+        &bridge.addr,
+        "/qmp_web_bg.wasm",
+        &[("Accept-Encoding", "gzip, br")],
+    )?;
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
     assert_eq!(gz.header("content-type"), Some("application/wasm"));
-    assert!(gz.body.len() < plain.body.len() / 2, "gzip {} vs {}", gz.body.len(), plain.body.len());
+    assert!(
+        gz.body.len() < plain.body.len() / 2,
+        "gzip {} vs {}",
+        gz.body.len(),
+        plain.body.len()
+    );
     assert_eq!(&gz.body[..2], &[0x1f, 0x8b]);
 
     assert_eq!(http::get(&bridge.addr, "/nope.js", &[])?.status, 404);
@@ -97,7 +119,14 @@ fn ui_dir_serves_a_folder() -> testkit::Result<()> {
     let ui = dir.path().to_string_lossy().into_owned();
     let bridge = BridgeProcess::start(
         Path::new(BIN),
-        &["--qmp", "tcp:127.0.0.1:1", "--listen", "127.0.0.1:0", "--ui-dir", &ui],
+        &[
+            "--qmp",
+            "tcp:127.0.0.1:1",
+            "--listen",
+            "127.0.0.1:0",
+            "--ui-dir",
+            &ui,
+        ],
     )?;
     let index = http::get(&bridge.addr, "/", &[("Accept-Encoding", "gzip")])?;
     assert_eq!(index.text(), "<p>from the folder</p>");
@@ -114,7 +143,8 @@ async fn sigterm_closes_sessions_with_1001_and_exits_zero() -> testkit::Result<(
     )?;
     let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
     ws.handshake().await?;
-    ws.execute("query-status", None, serde_json::json!(1)).await?;
+    ws.execute("query-status", None, serde_json::json!(1))
+        .await?;
     ws.send_text("oops").await?;
     ws.recv_json().await?;
 
@@ -131,7 +161,14 @@ async fn sigterm_closes_sessions_with_1001_and_exits_zero() -> testkit::Result<(
         .lines()
         .find(|l| l.contains("session ended"))
         .ok_or_else(|| format!("no session-ended line: {log}"))?;
-    for field in ["duration_ms", "to_qemu", "to_client", "rejected", "peer", "target"] {
+    for field in [
+        "duration_ms",
+        "to_qemu",
+        "to_client",
+        "rejected",
+        "peer",
+        "target",
+    ] {
         assert!(ended.contains(field), "{field} missing: {ended}");
     }
     assert!(ended.contains("1001"), "{ended}");
@@ -147,7 +184,8 @@ async fn verbose_logs_every_message() -> testkit::Result<()> {
     )?;
     let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
     ws.handshake().await?;
-    ws.execute("query-status", None, serde_json::json!("probe-42")).await?;
+    ws.execute("query-status", None, serde_json::json!("probe-42"))
+        .await?;
     testkit::wait_until(Duration::from_secs(5), "the message in the log", || {
         let log = bridge.log();
         (log.contains("probe-42") && log.contains("query-status")).then_some(())
@@ -168,10 +206,17 @@ async fn printed_url_carries_a_token_that_is_never_logged() -> testkit::Result<(
     assert_eq!(testkit::ws::upgrade_status(&bare, &[]).await?, 401);
     let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
     ws.handshake().await?;
-    ws.execute("query-status", None, serde_json::json!(1)).await?;
+    ws.execute("query-status", None, serde_json::json!(1))
+        .await?;
     let log = bridge.log();
-    assert!(log.contains("session opened") && log.contains("websocket refused"), "{log}");
-    assert!(!log.contains(&token), "the token leaked into the log:\n{log}");
+    assert!(
+        log.contains("session opened") && log.contains("websocket refused"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&token),
+        "the token leaked into the log:\n{log}"
+    );
     Ok(())
 }
 
@@ -183,13 +228,26 @@ fn token_file_no_auth_and_exposure_warnings() -> testkit::Result<()> {
     let path = file.to_string_lossy().into_owned();
     let bridge = BridgeProcess::start(
         Path::new(BIN),
-        &["--qmp", "tcp:127.0.0.1:1", "--listen", "127.0.0.1:0", "--token-file", &path],
+        &[
+            "--qmp",
+            "tcp:127.0.0.1:1",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+            &path,
+        ],
     )?;
     assert_eq!(bridge.token.as_deref(), Some("from-a-file-123456"));
 
     let open = BridgeProcess::start(
         Path::new(BIN),
-        &["--qmp", "tcp:127.0.0.1:1", "--listen", "0.0.0.0:0", "--no-auth"],
+        &[
+            "--qmp",
+            "tcp:127.0.0.1:1",
+            "--listen",
+            "0.0.0.0:0",
+            "--no-auth",
+        ],
     )?;
     assert_eq!(open.token, None);
     testkit::wait_until(Duration::from_secs(5), "both warnings", || {
@@ -201,13 +259,25 @@ fn token_file_no_auth_and_exposure_warnings() -> testkit::Result<()> {
     assert!(e.contains("--token"), "{e}");
     let (_, e) = fails(&["--qmp", "tcp:127.0.0.1:1", "--token-file", "/nonexistent/t"]);
     assert!(e.contains("/nonexistent/t"), "{e}");
-    let (_, e) = fails(&["--qmp", "tcp:127.0.0.1:1", "--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"]);
+    let (_, e) = fails(&[
+        "--qmp",
+        "tcp:127.0.0.1:1",
+        "--tls-cert",
+        "/nonexistent/c.pem",
+        "--tls-key",
+        "/nonexistent/k.pem",
+    ]);
     assert!(e.contains("--tls-cert"), "{e}");
     let (_, e) = fails(&["--qmp", "tcp:127.0.0.1:1", "--tls-cert", "/etc/hostname"]);
     assert!(e.contains("--tls-key"), "{e}");
     let (_, e) = fails(&["--qmp", "tcp:127.0.0.1:1", "--allow-origin", "evil.example"]);
     assert!(e.contains("origin"), "{e}");
-    let (_, e) = fails(&["--qmp", "tcp:127.0.0.1:1", "--audit-log", "/nonexistent/dir/a.jsonl"]);
+    let (_, e) = fails(&[
+        "--qmp",
+        "tcp:127.0.0.1:1",
+        "--audit-log",
+        "/nonexistent/dir/a.jsonl",
+    ]);
     assert!(e.contains("--audit-log"), "{e}");
     Ok(())
 }
@@ -216,15 +286,26 @@ fn token_file_no_auth_and_exposure_warnings() -> testkit::Result<()> {
 async fn named_targets_and_a_token_guarded_vm_list() -> testkit::Result<()> {
     let one = Qemu::start()?;
     let two = Qemu::start()?;
-    let (a, b) = (format!("one={}", one.target()), format!("two={}", two.target()));
-    let bridge = BridgeProcess::start(Path::new(BIN), &["--qmp", &a, "--qmp", &b, "--listen", "127.0.0.1:0"])?;
+    let (a, b) = (
+        format!("one={}", one.target()),
+        format!("two={}", two.target()),
+    );
+    let bridge = BridgeProcess::start(
+        Path::new(BIN),
+        &["--qmp", &a, "--qmp", &b, "--listen", "127.0.0.1:0"],
+    )?;
     let token = bridge.token.clone().ok_or("no token")?;
     assert_eq!(http::get(&bridge.addr, "/api/vms", &[])?.status, 401);
     assert_eq!(http::get(&bridge.addr, "/metrics", &[])?.status, 401);
     let list = http::get(&bridge.addr, &format!("/api/vms?token={token}"), &[])?;
     assert_eq!(list.status, 200);
     let list: serde_json::Value = serde_json::from_str(&list.text())?;
-    let names: Vec<&str> = list["vms"].as_array().ok_or("no vms")?.iter().filter_map(|v| v["name"].as_str()).collect();
+    let names: Vec<&str> = list["vms"]
+        .as_array()
+        .ok_or("no vms")?
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
     assert_eq!(names, ["one", "two"]);
     let bearer = format!("Bearer {token}");
     let metrics = http::get(&bridge.addr, "/metrics", &[("Authorization", &bearer)])?;

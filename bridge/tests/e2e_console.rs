@@ -5,6 +5,8 @@
 //!
 //! Set `QMP_CONSOLE_SCREENSHOTS=DIR` to save what the page looked like.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -48,11 +48,18 @@ async fn console_command(page: &Page, command: &str) -> testkit::Result<String> 
     let answered = format!(
         "[...document.querySelectorAll('[data-testid=response][data-ok]')].filter(e => e.textContent.includes('\"execute\":\"{command}\"'))"
     );
-    let before = page.eval(&format!("{answered}.length")).await?.as_u64().unwrap_or(0);
+    let before = page
+        .eval(&format!("{answered}.length"))
+        .await?
+        .as_u64()
+        .unwrap_or(0);
     page.fill("command-name", command).await?;
     page.key("Enter", true).await?;
-    page.wait_for(&format!("{answered}.length > {before}"), WAIT).await?;
-    let text = page.eval(&format!("{answered}.map(e => e.textContent).join('\\n')")).await?;
+    page.wait_for(&format!("{answered}.length > {before}"), WAIT)
+        .await?;
+    let text = page
+        .eval(&format!("{answered}.map(e => e.textContent).join('\\n')"))
+        .await?;
     Ok(text.as_str().unwrap_or_default().to_owned())
 }
 
@@ -67,7 +74,14 @@ async fn the_vm_list_and_two_consoles_in_one_browser() -> testkit::Result<()> {
     let folder = dir.path().to_string_lossy().into_owned();
     let bridge = BridgeProcess::start(
         Path::new(env!("CARGO_BIN_EXE_qmp-bridge")),
-        &["--qmp-dir", &folder, "--listen", "127.0.0.1:0", "--deny", "vm-b:system_powerdown"],
+        &[
+            "--qmp-dir",
+            &folder,
+            "--listen",
+            "127.0.0.1:0",
+            "--deny",
+            "vm-b:system_powerdown",
+        ],
     )?;
     bridge.require_ui()?;
     let browser = Browser::launch().await?;
@@ -76,7 +90,12 @@ async fn the_vm_list_and_two_consoles_in_one_browser() -> testkit::Result<()> {
         wait_row(&list, vm, "vm-state", "up").await?;
         wait_row(&list, vm, "vm-run-state", "prelaunch").await?;
         let version = row_value(&list, vm, "vm-version").await?;
-        assert!(version.as_str().is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit())), "{version}");
+        assert!(
+            version
+                .as_str()
+                .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit())),
+            "{version}"
+        );
     }
     list.wait_for(
         "document.querySelector('[data-testid=vm-problem][data-name=README]') !== null",
@@ -95,20 +114,44 @@ async fn the_vm_list_and_two_consoles_in_one_browser() -> testkit::Result<()> {
     act(&list, "vm-b", "powerdown").await?;
     list.click("vm-confirm").await?;
     list.wait_for(
-        &format!("({})?.includes('refused by qmp-bridge policy')", row_text("vm-b", "vm-action-result")),
+        &format!(
+            "({})?.includes('refused by qmp-bridge policy')",
+            row_text("vm-b", "vm-action-result")
+        ),
         WAIT,
     )
     .await?;
 
     // Two consoles at once, each on its own QEMU.
-    let console_a = browser.new_page(&format!("{}vm/vm-a?token={}", base(&bridge.url), token(&bridge))).await?;
-    let console_c = browser.new_page(&format!("{}vm/vm-c?token={}", base(&bridge.url), token(&bridge))).await?;
+    let console_a = browser
+        .new_page(&format!(
+            "{}vm/vm-a?token={}",
+            base(&bridge.url),
+            token(&bridge)
+        ))
+        .await?;
+    let console_c = browser
+        .new_page(&format!(
+            "{}vm/vm-c?token={}",
+            base(&bridge.url),
+            token(&bridge)
+        ))
+        .await?;
     let reply_a = console_command(&console_a, "query-name").await?;
     let reply_c = console_command(&console_c, "query-name").await?;
-    assert!(reply_a.contains("alpha") && !reply_a.contains("charlie"), "{reply_a}");
-    assert!(reply_c.contains("charlie") && !reply_c.contains("alpha"), "{reply_c}");
+    assert!(
+        reply_a.contains("alpha") && !reply_a.contains("charlie"),
+        "{reply_a}"
+    );
+    assert!(
+        reply_c.contains("charlie") && !reply_c.contains("alpha"),
+        "{reply_c}"
+    );
     let status_a = console_command(&console_a, "query-status").await?;
-    assert!(status_a.contains("paused"), "the list's pause reached vm-a: {status_a}");
+    assert!(
+        status_a.contains("paused"),
+        "the list's pause reached vm-a: {status_a}"
+    );
     wait_row(&list, "vm-a", "vm-clients", "1").await?;
 
     // A VM that appears later shows up; one that dies shows as gone.
@@ -144,7 +187,14 @@ async fn two_pages_and_a_qmp_tool_share_one_monitor() -> testkit::Result<()> {
     let share_arg = share.to_string_lossy().into_owned();
     let bridge = BridgeProcess::start(
         Path::new(env!("CARGO_BIN_EXE_qmp-bridge")),
-        &["--qmp", &qemu.target(), "--share-socket", &share_arg, "--listen", "127.0.0.1:0"],
+        &[
+            "--qmp",
+            &qemu.target(),
+            "--share-socket",
+            &share_arg,
+            "--listen",
+            "127.0.0.1:0",
+        ],
     )?;
     let browser = Browser::launch().await?;
     let one = browser.new_page(&bridge.url).await?;
@@ -161,8 +211,11 @@ async fn two_pages_and_a_qmp_tool_share_one_monitor() -> testkit::Result<()> {
     tool.execute("cont", None, serde_json::json!(1)).await?;
     tool.execute("stop", None, serde_json::json!(2)).await?;
     for page in [&one, &two] {
-        page.wait_for("document.querySelector('[data-testid=event][data-name=STOP]') !== null", WAIT)
-            .await?;
+        page.wait_for(
+            "document.querySelector('[data-testid=event][data-name=STOP]') !== null",
+            WAIT,
+        )
+        .await?;
         page.wait_for(
             "document.querySelector('[data-testid=vm-status]')?.textContent.includes('paused')",
             WAIT,
@@ -172,8 +225,11 @@ async fn two_pages_and_a_qmp_tool_share_one_monitor() -> testkit::Result<()> {
     // a page's command: its reply only on that page, the event everywhere
     one.click("action-cont").await?;
     tool.event("RESUME").await?;
-    two.wait_for("document.querySelector('[data-testid=event][data-name=RESUME]') !== null", WAIT)
-        .await?;
+    two.wait_for(
+        "document.querySelector('[data-testid=event][data-name=RESUME]') !== null",
+        WAIT,
+    )
+    .await?;
     one.wait_for("[...document.querySelectorAll('[data-testid=response][data-ok=true]')].some(e => e.textContent.includes('\"execute\":\"cont\"'))", WAIT).await?;
     let on_two = two
         .eval("[...document.querySelectorAll('[data-testid=response]')].filter(e => e.textContent.includes('\"execute\":\"cont\"')).length")

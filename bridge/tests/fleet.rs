@@ -9,7 +9,7 @@ use qmp_bridge::audit::AuditLog;
 use qmp_bridge::policy::Policy;
 use qmp_bridge::server::Mode;
 use serde_json::{json, Value};
-use testkit::{http, QmpClient, QmpWs, Qemu, TempDir};
+use testkit::{http, Qemu, QmpClient, QmpWs, TempDir};
 
 fn vms(addr: &str) -> testkit::Result<Value> {
     let r = http::get(addr, "/api/vms", &[])?;
@@ -57,7 +57,10 @@ async fn a_folder_of_qemus_is_served_live() -> testkit::Result<()> {
 
     let mut settings = common::settings("unix:/unused");
     settings.greeting_timeout = Duration::from_millis(800);
-    settings.policy = Policy { deny: vec!["vm-c:quit".into()], ..Policy::default() };
+    settings.policy = Policy {
+        deny: vec!["vm-c:quit".into()],
+        ..Policy::default()
+    };
     settings.audit = Some(Arc::new(AuditLog::open(&audit)?));
     let mut config = common::config(settings);
     config.mode = Mode::Shared;
@@ -68,39 +71,75 @@ async fn a_folder_of_qemus_is_served_live() -> testkit::Result<()> {
     let addr = bridge.addr.to_string();
 
     let list = until(&addr, "three VMs up and one busy", |l| {
-        ["vm-a", "vm-b", "vm-c"].iter().all(|n| state(l, n) == Some("up"))
+        ["vm-a", "vm-b", "vm-c"]
+            .iter()
+            .all(|n| state(l, n) == Some("up"))
             && state(l, "mute") == Some("busy")
     })
     .await?;
     for n in ["vm-a", "vm-b", "vm-c"] {
         assert_eq!(run_state(&list, n), Some("prelaunch"), "{list}");
-        assert!(row(&list, n).and_then(|r| r["version"].as_str()).is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit())));
+        assert!(row(&list, n)
+            .and_then(|r| r["version"].as_str())
+            .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit())));
     }
     assert_eq!(list["mode"], "fleet");
     let problems = list["problems"].as_array().ok_or("no problems list")?;
-    assert!(problems.iter().any(|p| p["name"] == "notes.txt" && p["reason"] == "not a socket"), "{list}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["name"] == "notes.txt" && p["reason"] == "not a socket"),
+        "{list}"
+    );
 
     // /ws means nothing with several VMs; /ws/NAME reaches the right QEMU.
-    assert_eq!(testkit::ws::upgrade_status(&format!("ws://{addr}/ws"), &[]).await?, 404);
-    assert_eq!(testkit::ws::upgrade_status(&format!("ws://{addr}/ws/nope"), &[]).await?, 404);
+    assert_eq!(
+        testkit::ws::upgrade_status(&format!("ws://{addr}/ws"), &[]).await?,
+        404
+    );
+    assert_eq!(
+        testkit::ws::upgrade_status(&format!("ws://{addr}/ws/nope"), &[]).await?,
+        404
+    );
     let mut a = QmpWs::connect(&format!("ws://{addr}/ws/vm-a")).await?;
     let mut c = QmpWs::connect(&format!("ws://{addr}/ws/vm-c")).await?;
     a.handshake().await?;
     c.handshake().await?;
-    assert_eq!(a.execute("query-name", None, json!(1)).await?["return"]["name"], "alpha");
-    assert_eq!(c.execute("query-name", None, json!(1)).await?["return"]["name"], "charlie");
-    let list = until(&addr, "one client on vm-a", |l| row(l, "vm-a").is_some_and(|r| r["clients"] == 1)).await?;
-    assert_eq!(row(&list, "vm-b").map(|r| r["clients"].clone()), Some(json!(0)));
+    assert_eq!(
+        a.execute("query-name", None, json!(1)).await?["return"]["name"],
+        "alpha"
+    );
+    assert_eq!(
+        c.execute("query-name", None, json!(1)).await?["return"]["name"],
+        "charlie"
+    );
+    let list = until(&addr, "one client on vm-a", |l| {
+        row(l, "vm-a").is_some_and(|r| r["clients"] == 1)
+    })
+    .await?;
+    assert_eq!(
+        row(&list, "vm-b").map(|r| r["clients"].clone()),
+        Some(json!(0))
+    );
 
     // A stop on one VM flips only its row.
     a.execute("cont", None, json!(2)).await?;
     a.execute("stop", None, json!(3)).await?;
-    let list = until(&addr, "vm-a paused", |l| run_state(l, "vm-a") == Some("paused")).await?;
+    let list = until(&addr, "vm-a paused", |l| {
+        run_state(l, "vm-a") == Some("paused")
+    })
+    .await?;
     assert_eq!(run_state(&list, "vm-b"), Some("prelaunch"));
     assert_eq!(run_state(&list, "vm-c"), Some("prelaunch"));
     // vm-c's own rule
     let refused = c.execute("quit", None, json!(4)).await?;
-    assert!(refused["error"]["desc"].as_str().unwrap_or("").contains("--deny"), "{refused}");
+    assert!(
+        refused["error"]["desc"]
+            .as_str()
+            .unwrap_or("")
+            .contains("--deny"),
+        "{refused}"
+    );
 
     // A fourth appears, one killed shows as gone: no restart.
     let _d = Qemu::start_named(&sock("vm-d"), false, Some("delta"))?;
@@ -111,7 +150,10 @@ async fn a_folder_of_qemus_is_served_live() -> testkit::Result<()> {
     .await?;
     assert_eq!(state(&list, "vm-a"), Some("up"));
     std::fs::remove_file(sock("vm-b"))?;
-    until(&addr, "vm-b still listed once its socket is gone", |l| state(l, "vm-b") == Some("gone")).await?;
+    until(&addr, "vm-b still listed once its socket is gone", |l| {
+        state(l, "vm-b") == Some("gone")
+    })
+    .await?;
 
     // /metrics counts what happened.
     let metrics = http::get(&addr, "/metrics", &[])?.text();
@@ -123,8 +165,15 @@ async fn a_folder_of_qemus_is_served_live() -> testkit::Result<()> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(-1.0)
     };
-    assert_eq!(value("qmp_bridge_commands_total{vm=\"vm-a\",outcome=\"ok\"}"), 3.0, "{metrics}");
-    assert_eq!(value("qmp_bridge_commands_total{vm=\"vm-c\",outcome=\"refused\"}"), 1.0);
+    assert_eq!(
+        value("qmp_bridge_commands_total{vm=\"vm-a\",outcome=\"ok\"}"),
+        3.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        value("qmp_bridge_commands_total{vm=\"vm-c\",outcome=\"refused\"}"),
+        1.0
+    );
     assert_eq!(value("qmp_bridge_sessions{vm=\"vm-a\"}"), 1.0);
     assert!(value("qmp_bridge_events_total{vm=\"vm-a\"}") >= 2.0);
     assert!(value("qmp_bridge_upstream_reconnects_total{vm=\"vm-b\"}") >= 1.0);
@@ -136,8 +185,12 @@ async fn a_folder_of_qemus_is_served_live() -> testkit::Result<()> {
         .lines()
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
-    assert!(lines.iter().any(|l| l["vm"] == "vm-c" && l["command"] == "quit" && l["outcome"] == "refused"));
-    assert!(lines.iter().any(|l| l["vm"] == "vm-a" && l["command"] == "stop" && l["outcome"] == "ok"));
+    assert!(lines
+        .iter()
+        .any(|l| l["vm"] == "vm-c" && l["command"] == "quit" && l["outcome"] == "refused"));
+    assert!(lines
+        .iter()
+        .any(|l| l["vm"] == "vm-a" && l["command"] == "stop" && l["outcome"] == "ok"));
     assert!(bridge.healthy());
     Ok(())
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use testkit::QmpClient;
 use testkit::fake_peer::{PeerConn, GREETING};
+use testkit::QmpClient;
 use testkit::{FakePeer, QmpWs};
 
 const PRETTY_EVENT: &str = "{\n    \"timestamp\": {\n        \"seconds\": 1700000000,\n        \"microseconds\": 1\n    },\n    \"event\": \"STOP\"\n}\n";
@@ -59,9 +59,17 @@ async fn messages_split_at_every_byte_boundary() -> testkit::Result<()> {
     for at in 0..=stream.len() {
         cut.store(at, Ordering::SeqCst);
         let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
-        let got = [ws.recv_json().await?, ws.recv_json().await?, ws.recv_json().await?];
+        let got = [
+            ws.recv_json().await?,
+            ws.recv_json().await?,
+            ws.recv_json().await?,
+        ];
         assert!(got[0].get("QMP").is_some(), "cut {at}: {got:?}");
-        assert_eq!(got[1], json!({"return": {"s": "}{\""}, "id": 1}), "cut {at}");
+        assert_eq!(
+            got[1],
+            json!({"return": {"s": "}{\""}, "id": 1}),
+            "cut {at}"
+        );
         assert_eq!(got[2]["event"], "STOP", "cut {at}");
         ws.close().await?;
     }
@@ -95,7 +103,8 @@ async fn one_byte_per_write_and_many_messages_per_write() -> testkit::Result<()>
 async fn garbage_closes_with_a_reason_and_the_bridge_stays_up() -> testkit::Result<()> {
     let peer = FakePeer::start(|mut c: PeerConn| async move {
         c.send(GREETING.as_bytes()).await?;
-        c.send(b"{\"return\": {}, \"id\": 1}\r\nthis is not json\r\n").await?;
+        c.send(b"{\"return\": {}, \"id\": 1}\r\nthis is not json\r\n")
+            .await?;
         tokio::time::sleep(Duration::from_secs(5)).await;
         Ok(())
     })
@@ -104,7 +113,11 @@ async fn garbage_closes_with_a_reason_and_the_bridge_stays_up() -> testkit::Resu
     for _ in 0..2 {
         let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
         let (texts, code, reason) = ws.until_close().await?;
-        assert_eq!(texts.len(), 2, "greeting and the valid reply come first: {texts:?}");
+        assert_eq!(
+            texts.len(),
+            2,
+            "greeting and the valid reply come first: {texts:?}"
+        );
         assert_eq!(code, 1011);
         assert!(reason.contains("not speaking QMP"), "{reason}");
         assert!(bridge.healthy());
@@ -134,7 +147,10 @@ async fn peer_vanishing_mid_message_is_reported() -> testkit::Result<()> {
 async fn message_over_the_limit_closes_cleanly() -> testkit::Result<()> {
     let peer = FakePeer::start(|mut c: PeerConn| async move {
         c.send(GREETING.as_bytes()).await?;
-        let huge = format!("{{\"return\": \"{}\", \"id\": 1}}\r\n", "x".repeat(32 << 20));
+        let huge = format!(
+            "{{\"return\": \"{}\", \"id\": 1}}\r\n",
+            "x".repeat(32 << 20)
+        );
         let _ = c.send(huge.as_bytes()).await; // the bridge hangs up part way
         Ok(())
     })
@@ -235,7 +251,10 @@ async fn two_hundred_sessions_each_get_their_own_replies() -> testkit::Result<()
     let mut upstreams = std::collections::HashSet::new();
     for t in tasks {
         let up = t.await??.ok_or("no upstream")?;
-        assert!(upstreams.insert(up.to_string()), "two sessions shared upstream {up}");
+        assert!(
+            upstreams.insert(up.to_string()),
+            "two sessions shared upstream {up}"
+        );
     }
     assert_eq!(upstreams.len(), 200);
     Ok(())
@@ -273,7 +292,10 @@ async fn a_browser_that_stops_reading_is_cut_off() -> testkit::Result<()> {
         .await
         .map_err(|_| "the bridge kept the stalled session open")?
         .ok_or("peer script ended")?;
-    assert!(sent < 1 << 30, "the bridge accepted {sent} bytes for a stalled browser");
+    assert!(
+        sent < 1 << 30,
+        "the bridge accepted {sent} bytes for a stalled browser"
+    );
     assert!(bridge.healthy());
     drop(ws);
     Ok(())

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use testkit::QmpClient;
-use testkit::{QmpWs, Qemu, TempDir};
+use testkit::{Qemu, QmpWs, TempDir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_status_and_stop_cont_events() -> testkit::Result<()> {
@@ -15,7 +15,9 @@ async fn handshake_status_and_stop_cont_events() -> testkit::Result<()> {
     let bridge = common::start(common::settings(&qemu.target())).await;
     let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
     let greeting = ws.handshake().await?;
-    assert!(greeting["QMP"]["version"]["qemu"]["major"].as_u64().is_some());
+    assert!(greeting["QMP"]["version"]["qemu"]["major"]
+        .as_u64()
+        .is_some());
 
     let status = ws.execute("query-status", None, json!(1)).await?;
     assert_eq!(status["return"]["status"], "prelaunch");
@@ -39,11 +41,16 @@ async fn schema_reply_arrives_as_one_frame() -> testkit::Result<()> {
     let bridge = common::start(common::settings(&qemu.target())).await;
     let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
     ws.handshake().await?;
-    ws.send_text(r#"{"execute": "query-qmp-schema", "id": "schema"}"#).await?;
+    ws.send_text(r#"{"execute": "query-qmp-schema", "id": "schema"}"#)
+        .await?;
     let testkit::ws::Incoming::Text(frame) = ws.recv().await? else {
         panic!("closed instead of the schema")
     };
-    assert!(frame.len() > 100_000, "schema frame only {} bytes", frame.len());
+    assert!(
+        frame.len() > 100_000,
+        "schema frame only {} bytes",
+        frame.len()
+    );
     let reply: Value = serde_json::from_str(&frame)?;
     assert_eq!(reply["id"], "schema");
     let commands = reply["return"]
@@ -64,8 +71,15 @@ async fn quit_delivers_reply_and_shutdown_before_the_close() -> testkit::Result<
     ws.handshake().await?;
     ws.send_text(r#"{"execute": "quit", "id": "bye"}"#).await?;
     let (texts, code, reason) = ws.until_close().await?;
-    let msgs: Vec<Value> = texts.iter().map(|t| serde_json::from_str(t)).collect::<Result<_, _>>()?;
-    assert!(msgs.iter().any(|m| m["id"] == "bye" && m.get("return").is_some()), "{texts:?}");
+    let msgs: Vec<Value> = texts
+        .iter()
+        .map(|t| serde_json::from_str(t))
+        .collect::<Result<_, _>>()?;
+    assert!(
+        msgs.iter()
+            .any(|m| m["id"] == "bye" && m.get("return").is_some()),
+        "{texts:?}"
+    );
     assert!(msgs.iter().any(|m| m["event"] == "SHUTDOWN"), "{texts:?}");
     assert_eq!(code, 1000);
     assert!(reason.contains("QEMU closed the monitor"), "{reason}");
@@ -119,7 +133,8 @@ async fn bad_frames_get_qmp_errors_and_the_session_goes_on() -> testkit::Result<
     let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
     ws.handshake().await?;
 
-    ws.send_text(r#"{"id": "half", "execute": "query-sta"#).await?;
+    ws.send_text(r#"{"id": "half", "execute": "query-sta"#)
+        .await?;
     let err = ws.recv_json().await?;
     assert_eq!(err["id"], "half");
     assert_eq!(err["error"]["class"], "GenericError");
@@ -137,8 +152,12 @@ async fn bad_frames_get_qmp_errors_and_the_session_goes_on() -> testkit::Result<
         .contains("UTF-8"));
 
     // A binary frame holding JSON is a command like any other.
-    ws.send_binary(br#"{"execute": "query-status", "id": "bin"}"#).await?;
-    assert_eq!(ws.reply_to(&json!("bin")).await?["return"]["status"], "prelaunch");
+    ws.send_binary(br#"{"execute": "query-status", "id": "bin"}"#)
+        .await?;
+    assert_eq!(
+        ws.reply_to(&json!("bin")).await?["return"]["status"],
+        "prelaunch"
+    );
     // And QEMU's parser was never wedged by the rejected frames.
     let status = ws.execute("query-status", None, json!("after")).await?;
     assert!(status.get("return").is_some());
@@ -153,7 +172,8 @@ async fn pretty_printing_monitor_works() -> testkit::Result<()> {
     let bridge = common::start(common::settings(&qemu.target())).await;
     let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
     ws.handshake().await?;
-    ws.send_text(r#"{"execute": "query-status", "id": 1}"#).await?;
+    ws.send_text(r#"{"execute": "query-status", "id": 1}"#)
+        .await?;
     let testkit::ws::Incoming::Text(frame) = ws.recv().await? else {
         panic!("closed")
     };

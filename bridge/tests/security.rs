@@ -12,10 +12,10 @@ use qmp_bridge::audit::AuditLog;
 use qmp_bridge::policy::Policy;
 use qmp_bridge::security::Auth;
 use serde_json::{json, Value};
-use testkit::QmpClient;
 use testkit::fake_peer::PeerConn;
 use testkit::ws::upgrade_status;
-use testkit::{FakePeer, QmpWs, Qemu, TempDir};
+use testkit::QmpClient;
+use testkit::{FakePeer, Qemu, QmpWs, TempDir};
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -35,11 +35,23 @@ async fn token_is_required_before_the_upgrade() -> testkit::Result<()> {
     let bridge = common::start_with(config).await;
     let base = bridge.ws_url();
     assert_eq!(upgrade_status(&base, &[]).await?, 401);
-    assert_eq!(upgrade_status(&format!("{base}?token=wrong-token-0123456789"), &[]).await?, 401);
-    assert_eq!(upgrade_status(&format!("{base}?token={}", &TOKEN[..TOKEN.len() - 1]), &[]).await?, 401);
-    assert_eq!(upgrade_status(&format!("{base}?token={TOKEN}"), &[]).await?, 101);
+    assert_eq!(
+        upgrade_status(&format!("{base}?token=wrong-token-0123456789"), &[]).await?,
+        401
+    );
+    assert_eq!(
+        upgrade_status(&format!("{base}?token={}", &TOKEN[..TOKEN.len() - 1]), &[]).await?,
+        401
+    );
+    assert_eq!(
+        upgrade_status(&format!("{base}?token={TOKEN}"), &[]).await?,
+        101
+    );
     let bearer = format!("Bearer {TOKEN}");
-    assert_eq!(upgrade_status(&base, &[("Authorization", &bearer)]).await?, 101);
+    assert_eq!(
+        upgrade_status(&base, &[("Authorization", &bearer)]).await?,
+        101
+    );
     let mut ws = QmpWs::connect(&format!("{base}?token={TOKEN}")).await?;
     assert!(ws.recv_json().await?.get("QMP").is_some());
     Ok(())
@@ -53,10 +65,16 @@ async fn foreign_origins_are_refused() -> testkit::Result<()> {
     let bridge = common::start_with(config).await;
     let url = bridge.ws_url();
     let own = format!("http://{}", bridge.addr);
-    assert_eq!(upgrade_status(&url, &[("Origin", "http://evil.example")]).await?, 403);
+    assert_eq!(
+        upgrade_status(&url, &[("Origin", "http://evil.example")]).await?,
+        403
+    );
     assert_eq!(upgrade_status(&url, &[("Origin", "null")]).await?, 403);
     assert_eq!(upgrade_status(&url, &[("Origin", &own)]).await?, 101);
-    assert_eq!(upgrade_status(&url, &[("Origin", "https://console.example")]).await?, 101);
+    assert_eq!(
+        upgrade_status(&url, &[("Origin", "https://console.example")]).await?,
+        101
+    );
     Ok(())
 }
 
@@ -66,7 +84,10 @@ async fn read_only_refuses_stop_and_hidden_transaction_actions() -> testkit::Res
     let dir = TempDir::new("audit")?;
     let audit_path = dir.path().join("audit.jsonl");
     let mut settings = common::settings(&qemu.target());
-    settings.policy = Policy { read_only: true, ..Policy::default() };
+    settings.policy = Policy {
+        read_only: true,
+        ..Policy::default()
+    };
     settings.audit = Some(Arc::new(AuditLog::open(&audit_path)?));
     let bridge = common::start(settings).await;
     let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
@@ -75,17 +96,35 @@ async fn read_only_refuses_stop_and_hidden_transaction_actions() -> testkit::Res
     let refused = ws.execute("stop", None, json!("s1")).await?;
     assert_eq!(refused["id"], "s1");
     let desc = refused["error"]["desc"].as_str().unwrap_or("");
-    assert!(desc.contains("policy") && desc.contains("stop"), "{refused}");
+    assert!(
+        desc.contains("policy") && desc.contains("stop"),
+        "{refused}"
+    );
 
     let hidden = json!({"actions": [{"type": "abort", "data": {}}]});
     let refused = ws.execute("transaction", Some(hidden), json!("t1")).await?;
-    assert!(refused["error"]["desc"].as_str().unwrap_or("").contains("transaction"), "{refused}");
+    assert!(
+        refused["error"]["desc"]
+            .as_str()
+            .unwrap_or("")
+            .contains("transaction"),
+        "{refused}"
+    );
     let hmp = json!({"command-line": "stop"});
-    assert!(ws.execute("human-monitor-command", Some(hmp), json!("h1")).await?.get("error").is_some());
+    assert!(ws
+        .execute("human-monitor-command", Some(hmp), json!("h1"))
+        .await?
+        .get("error")
+        .is_some());
 
     let status = ws.execute("query-status", None, json!("q1")).await?;
-    assert_eq!(status["return"]["status"], "prelaunch", "stop must not have reached QEMU");
-    let missing = ws.execute("query-nonexistent-thing", None, json!("q2")).await?;
+    assert_eq!(
+        status["return"]["status"], "prelaunch",
+        "stop must not have reached QEMU"
+    );
+    let missing = ws
+        .execute("query-nonexistent-thing", None, json!("q2"))
+        .await?;
     assert_eq!(missing["error"]["class"], "CommandNotFound");
     ws.close().await?;
     bridge.stop().await?;
@@ -101,11 +140,21 @@ async fn read_only_refuses_stop_and_hidden_transaction_actions() -> testkit::Res
             .map(|l| (l["command"].clone(), l["outcome"].clone()))
     };
     assert_eq!(outcome("s1"), Some((json!("stop"), json!("refused"))));
-    assert_eq!(outcome("t1"), Some((json!("transaction"), json!("refused"))));
+    assert_eq!(
+        outcome("t1"),
+        Some((json!("transaction"), json!("refused")))
+    );
     assert_eq!(outcome("q1"), Some((json!("query-status"), json!("ok"))));
-    assert_eq!(outcome("q2"), Some((json!("query-nonexistent-thing"), json!("CommandNotFound"))));
-    assert!(lines.iter().all(|l| l["time"].as_str().is_some_and(|t| t.ends_with('Z'))
-        && l["client"].as_str().is_some_and(|c| c.starts_with("127.0.0.1:"))));
+    assert_eq!(
+        outcome("q2"),
+        Some((json!("query-nonexistent-thing"), json!("CommandNotFound")))
+    );
+    assert!(lines
+        .iter()
+        .all(|l| l["time"].as_str().is_some_and(|t| t.ends_with('Z'))
+            && l["client"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("127.0.0.1:"))));
     Ok(())
 }
 
@@ -113,7 +162,10 @@ async fn read_only_refuses_stop_and_hidden_transaction_actions() -> testkit::Res
 async fn deny_reaches_into_transactions() -> testkit::Result<()> {
     let qemu = Qemu::start()?;
     let mut settings = common::settings(&qemu.target());
-    settings.policy = Policy { deny: vec!["block*".into(), "quit".into()], ..Policy::default() };
+    settings.policy = Policy {
+        deny: vec!["block*".into(), "quit".into()],
+        ..Policy::default()
+    };
     let bridge = common::start(settings).await;
     let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
     ws.handshake().await?;
@@ -121,12 +173,24 @@ async fn deny_reaches_into_transactions() -> testkit::Result<()> {
         {"type": "abort", "data": {}},
         {"type": "blockdev-snapshot-sync", "data": {"device": "x", "snapshot-file": "/tmp/y"}}]});
     let refused = ws.execute("transaction", Some(actions), json!(1)).await?;
-    assert!(refused["error"]["desc"].as_str().unwrap_or("").contains("blockdev-snapshot-sync"), "{refused}");
+    assert!(
+        refused["error"]["desc"]
+            .as_str()
+            .unwrap_or("")
+            .contains("blockdev-snapshot-sync"),
+        "{refused}"
+    );
     // the same text as exec-oob is refused too
     ws.send_text(r#"{"exec-oob": "quit", "id": 2}"#).await?;
-    assert!(ws.reply_to(&json!(2)).await?["error"]["desc"].as_str().unwrap_or("").contains("quit"));
+    assert!(ws.reply_to(&json!(2)).await?["error"]["desc"]
+        .as_str()
+        .unwrap_or("")
+        .contains("quit"));
     // allowed commands still run
-    assert_eq!(ws.execute("stop", None, json!(3)).await?["return"], json!({}));
+    assert_eq!(
+        ws.execute("stop", None, json!(3)).await?["return"],
+        json!({})
+    );
     Ok(())
 }
 
@@ -165,11 +229,17 @@ async fn a_frame_over_the_limit_closes_the_session_only() -> testkit::Result<()>
     let bridge = common::start(settings).await;
     let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
     ws.recv_json().await?;
-    let big = format!("{{\"execute\": \"x\", \"arguments\": {{\"pad\": \"{}\"}}}}", "a".repeat(100 * 1024));
+    let big = format!(
+        "{{\"execute\": \"x\", \"arguments\": {{\"pad\": \"{}\"}}}}",
+        "a".repeat(100 * 1024)
+    );
     ws.send_text(&big).await?;
     let (_, code, reason) = ws.until_close().await?;
     assert_eq!(code, 1009, "{reason}");
-    assert!(reason.contains("too") || reason.contains("limit"), "{reason}");
+    assert!(
+        reason.contains("too") || reason.contains("limit"),
+        "{reason}"
+    );
     assert!(bridge.healthy());
     let mut again = QmpWs::connect(&bridge.ws_url()).await?;
     assert!(again.recv_json().await?.get("QMP").is_some());
@@ -196,7 +266,11 @@ async fn headers_sent_one_byte_a_second_are_cut_off() -> testkit::Result<()> {
             match s.read(&mut buf) {
                 Ok(0) => return Ok((started.elapsed(), sent)), // closed by the bridge
                 Ok(_) => return Ok((started.elapsed(), sent)), // an error response, then close
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => return Ok((started.elapsed(), sent)),
             }
             std::thread::sleep(Duration::from_millis(950));
@@ -205,7 +279,10 @@ async fn headers_sent_one_byte_a_second_are_cut_off() -> testkit::Result<()> {
     })
     .await??;
     let (elapsed, sent) = outcome;
-    assert!(elapsed < Duration::from_secs(8), "cut off only after {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(8),
+        "cut off only after {elapsed:?}"
+    );
     assert!(sent < 10, "{sent} bytes were accepted");
     assert!(bridge.healthy());
     Ok(())
@@ -233,7 +310,11 @@ async fn more_than_max_clients_are_refused() -> testkit::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(ok, "a slot never came free after a client left");
-    assert!(b.execute("x", None, json!(1)).await?.get("return").is_some());
+    assert!(b
+        .execute("x", None, json!(1))
+        .await?
+        .get("return")
+        .is_some());
     Ok(())
 }
 
@@ -256,11 +337,24 @@ async fn wss_with_a_self_signed_certificate() -> testkit::Result<()> {
     let dir = TempDir::new("tls")?;
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let status = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
         .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
         .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .args(["-addext", "extendedKeyUsage=serverAuth"])
-        .arg("-keyout").arg(&key).arg("-out").arg(&cert)
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
         .stderr(std::process::Stdio::null())
         .status()?;
     assert!(status.success(), "openssl could not make a certificate");
@@ -276,20 +370,27 @@ async fn wss_with_a_self_signed_certificate() -> testkit::Result<()> {
     for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert)? {
         roots.add(c?)?;
     }
-    let client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
     let tcp = tokio::net::TcpStream::connect(bridge.addr).await?;
     let server_name = rustls::pki_types::ServerName::try_from("localhost")?;
     let tls = connector.connect(server_name, tcp).await?;
-    let mut ws = QmpWs::connect_over(tls, &format!("wss://localhost:{}/ws", bridge.addr.port())).await?;
+    let mut ws =
+        QmpWs::connect_over(tls, &format!("wss://localhost:{}/ws", bridge.addr.port())).await?;
     ws.handshake().await?;
     let status = ws.execute("query-status", None, json!(1)).await?;
     assert_eq!(status["return"]["status"], "prelaunch");
 
     // plain http on the TLS port gets nowhere
-    assert!(testkit::http::get(&bridge.addr.to_string(), "/healthz", &[]).map(|r| r.status != 200).unwrap_or(true));
+    assert!(
+        testkit::http::get(&bridge.addr.to_string(), "/healthz", &[])
+            .map(|r| r.status != 200)
+            .unwrap_or(true)
+    );
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use qmp_bridge::server::Mode;
 use serde_json::{json, Value};
 use testkit::fake_peer::{PeerConn, GREETING};
-use testkit::{FakePeer, QmpClient, QmpWs, Qemu, TempDir, UnixQmp};
+use testkit::{FakePeer, Qemu, QmpClient, QmpWs, TempDir, UnixQmp};
 
 /// A shared-mode bridge on `target`, with a `--share-socket` in `dir` when given.
 async fn shared_bridge(target: &str, share: Option<&Path>) -> common::TestBridge {
@@ -30,11 +30,16 @@ async fn two_browsers_and_a_socket_client_share_one_qemu() -> testkit::Result<()
     let mut b = QmpWs::connect(&bridge.ws_url()).await?;
     let greeting = a.handshake().await?;
     b.handshake().await?;
-    assert!(greeting["QMP"]["version"]["qemu"]["major"].as_u64().is_some());
-    assert_eq!(std::fs::metadata(&share).map(|m| {
-        use std::os::unix::fs::PermissionsExt;
-        m.permissions().mode() & 0o777
-    })?, 0o600);
+    assert!(greeting["QMP"]["version"]["qemu"]["major"]
+        .as_u64()
+        .is_some());
+    assert_eq!(
+        std::fs::metadata(&share).map(|m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.permissions().mode() & 0o777
+        })?,
+        0o600
+    );
     let mut c = UnixQmp::connect(&share).await?;
     c.handshake().await?;
 
@@ -56,7 +61,10 @@ async fn two_browsers_and_a_socket_client_share_one_qemu() -> testkit::Result<()
         }
         c.events.push(m);
     };
-    assert_eq!(c_reply, json!({"return": {"status": "paused", "singlestep": false, "running": false}}));
+    assert_eq!(
+        c_reply,
+        json!({"return": {"status": "paused", "singlestep": false, "running": false}})
+    );
 
     // Everyone sees everyone's events.
     a.event("STOP").await?;
@@ -66,8 +74,14 @@ async fn two_browsers_and_a_socket_client_share_one_qemu() -> testkit::Result<()
     a.event("RESUME").await?;
     b.event("RESUME").await?;
     // Nothing else is waiting for A or B: a fresh command's reply is the next message.
-    assert_eq!(a.execute("query-status", None, json!(1)).await?["return"]["running"], true);
-    assert_eq!(b.execute("query-status", None, json!(1)).await?["return"]["running"], true);
+    assert_eq!(
+        a.execute("query-status", None, json!(1)).await?["return"]["running"],
+        true
+    );
+    assert_eq!(
+        b.execute("query-status", None, json!(1)).await?["return"]["running"],
+        true
+    );
     Ok(())
 }
 
@@ -80,22 +94,37 @@ async fn each_client_negotiates_as_with_qemu() -> testkit::Result<()> {
     assert!(greeting["QMP"]["capabilities"].as_array().is_some());
     let early = ws.execute("query-status", None, json!(1)).await?;
     assert_eq!(early["error"]["class"], "CommandNotFound");
-    assert!(early["error"]["desc"].as_str().unwrap_or("").contains("qmp_capabilities"));
+    assert!(early["error"]["desc"]
+        .as_str()
+        .unwrap_or("")
+        .contains("qmp_capabilities"));
     let bad = ws
-        .execute("qmp_capabilities", Some(json!({"enable": ["bogus"]})), json!(2))
+        .execute(
+            "qmp_capabilities",
+            Some(json!({"enable": ["bogus"]})),
+            json!(2),
+        )
         .await?;
     assert_eq!(bad["error"]["class"], "GenericError");
     let ok = ws
-        .execute("qmp_capabilities", Some(json!({"enable": ["oob"]})), json!(3))
+        .execute(
+            "qmp_capabilities",
+            Some(json!({"enable": ["oob"]})),
+            json!(3),
+        )
         .await?;
     assert_eq!(ok, json!({"return": {}, "id": 3}));
     let again = ws.execute("qmp_capabilities", None, json!(4)).await?;
     assert_eq!(again["error"]["class"], "CommandNotFound");
     // exec-oob works once oob is enabled (QEMU 7.2 offers it)
-    ws.send_text(r#"{"exec-oob": "migrate-pause", "id": "oob"}"#).await?;
+    ws.send_text(r#"{"exec-oob": "migrate-pause", "id": "oob"}"#)
+        .await?;
     let oob = ws.reply_to(&json!("oob")).await?;
     assert!(oob.get("error").is_some(), "no migration to pause: {oob}");
-    assert_eq!(ws.execute("query-status", None, json!(5)).await?["return"]["status"], "prelaunch");
+    assert_eq!(
+        ws.execute("query-status", None, json!(5)).await?["return"]["status"],
+        "prelaunch"
+    );
     Ok(())
 }
 
@@ -107,10 +136,14 @@ async fn a_client_leaving_mid_command_costs_the_others_nothing() -> testkit::Res
     let mut b = QmpWs::connect(&bridge.ws_url()).await?;
     a.handshake().await?;
     b.handshake().await?;
-    a.send_text(r#"{"execute": "query-qmp-schema", "id": 1}"#).await?;
+    a.send_text(r#"{"execute": "query-qmp-schema", "id": 1}"#)
+        .await?;
     a.close().await?;
     let reply = b.execute("query-status", None, json!(1)).await?;
-    assert_eq!(reply["return"]["status"], "prelaunch", "B got someone else's reply: {reply}");
+    assert_eq!(
+        reply["return"]["status"], "prelaunch",
+        "B got someone else's reply: {reply}"
+    );
     let reply = b.execute("query-name", None, json!(2)).await?;
     assert!(reply.get("return").is_some());
     Ok(())
@@ -135,7 +168,11 @@ async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qemu_python_library_on_the_share_socket_beside_a_browser() -> testkit::Result<()> {
     let python = python();
-    assert!(python.exists(), "{} missing: run ./scripts/setup", python.display());
+    assert!(
+        python.exists(),
+        "{} missing: run ./scripts/setup",
+        python.display()
+    );
     let qemu = Qemu::start()?;
     let dir = TempDir::new("pyshare")?;
     let share = dir.path().join("shared.sock");
@@ -250,12 +287,21 @@ async fn a_stalled_client_does_not_hold_up_the_fan_out() -> testkit::Result<()> 
         let ev = fast.recv_json().await?;
         assert_eq!(ev["data"]["n"], n);
     }
-    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
 
     // Keep the events coming for longer than a stalled client may take nothing: it is
     // dropped, while the fast one reads on.
     for round in 0..4 {
-        fast.execute("flood", Some(json!({"pad": 2048, "n": 5_000})), json!(round)).await?;
+        fast.execute(
+            "flood",
+            Some(json!({"pad": 2048, "n": 5_000})),
+            json!(round),
+        )
+        .await?;
         for n in 0..5_000 {
             assert_eq!(fast.recv_json().await?["data"]["n"], n);
         }
@@ -268,11 +314,18 @@ async fn a_stalled_client_does_not_hold_up_the_fan_out() -> testkit::Result<()> 
             testkit::ws::Incoming::Closed { code, reason } => break (code, reason),
         }
     };
-    assert!(seen < 30_000, "a stalled client is dropped, not buffered for");
+    assert!(
+        seen < 30_000,
+        "a stalled client is dropped, not buffered for"
+    );
     assert_eq!(code, 1008, "{reason}");
     assert!(reason.contains("too slow"), "{reason}");
     // and the fast one carries on
-    assert!(fast.execute("x", None, json!(1)).await?.get("return").is_some());
+    assert!(fast
+        .execute("x", None, json!(1))
+        .await?
+        .get("return")
+        .is_some());
     Ok(())
 }
 
@@ -290,7 +343,9 @@ async fn a_flooding_client_does_not_starve_another() -> testkit::Result<()> {
     let counter = answered.clone();
     let flooder = tokio::spawn(async move {
         for n in 0..FLOOD {
-            flood.send_text(&json!({"execute": "work", "id": n}).to_string()).await?;
+            flood
+                .send_text(&json!({"execute": "work", "id": n}).to_string())
+                .await?;
         }
         for _ in 0..FLOOD {
             flood.recv_json().await?;

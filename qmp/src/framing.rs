@@ -120,7 +120,10 @@ impl Framer {
                     s.depth -= 1;
                     if s.depth == 0 {
                         let end = s.pos;
-                        *s = Scan { pos: end, ..Scan::default() };
+                        *s = Scan {
+                            pos: end,
+                            ..Scan::default()
+                        };
                         self.consumed = end;
                         let bytes = &buf[start..end];
                         serde_json::from_slice::<IgnoredAny>(bytes)
@@ -147,7 +150,8 @@ mod tests {
     use super::*;
 
     const GREETING: &str = r#"{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian"}, "capabilities": ["oob"]}}"#;
-    const TRICKY: &str = r#"{"return": {"s": "a } ] { [ \" \\", "n": [1, {"x": "}"}]}, "id": "q\"1"}"#;
+    const TRICKY: &str =
+        r#"{"return": {"s": "a } ] { [ \" \\", "n": [1, {"x": "}"}]}, "id": "q\"1"}"#;
     const PRETTY: &str = "{\n    \"event\": \"STOP\",\n    \"data\": {\n    },\n    \"timestamp\": {\n        \"seconds\": 1,\n        \"microseconds\": 2\n    }\n}";
 
     fn frame_all(framer: &mut Framer) -> Vec<String> {
@@ -204,7 +208,10 @@ mod tests {
         assert_eq!(f.next_message().unwrap().as_deref(), Some("{}"));
         assert_eq!(
             f.next_message(),
-            Err(FrameError::Garbage { byte: b'x', offset: 4 })
+            Err(FrameError::Garbage {
+                byte: b'x',
+                offset: 4
+            })
         );
     }
 
@@ -213,7 +220,10 @@ mod tests {
         for text in ["[1]", "42", "\"s\"", "null"] {
             let mut f = Framer::new(1024);
             f.push(text.as_bytes());
-            assert!(matches!(f.next_message(), Err(FrameError::Garbage { .. })), "{text}");
+            assert!(
+                matches!(f.next_message(), Err(FrameError::Garbage { .. })),
+                "{text}"
+            );
         }
     }
 

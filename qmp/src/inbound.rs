@@ -216,10 +216,14 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_refused_at_any_depth() {
-        let r = check_client_frame(r#"{"execute": "query-status", "execute": "stop"}"#).unwrap_err();
+        let r =
+            check_client_frame(r#"{"execute": "query-status", "execute": "stop"}"#).unwrap_err();
         assert!(r.desc.contains("duplicate key \"execute\""), "{}", r.desc);
         assert!(check_client_frame(r#"{"execute": "x", "arguments": {"a": 1, "a": 2}}"#).is_err());
-        assert!(check_client_frame(r#"{"execute": "x", "arguments": {"l": [{"t": 1}, {"t": 1}]}}"#).is_ok());
+        assert!(check_client_frame(
+            r#"{"execute": "x", "arguments": {"l": [{"t": 1}, {"t": 1}]}}"#
+        )
+        .is_ok());
     }
 
     #[test]
@@ -229,7 +233,10 @@ mod tests {
                 {"type": "blockdev-snapshot-sync", "data": {}}, {"type": "abort"}, {"data": 1}]}}"#,
         )
         .unwrap();
-        assert_eq!(f.commands(), vec!["transaction", "blockdev-snapshot-sync", "abort", "?"]);
+        assert_eq!(
+            f.commands(),
+            vec!["transaction", "blockdev-snapshot-sync", "abort", "?"]
+        );
         let f = parse_client_frame(r#"{"exec-oob": "migrate-pause", "id": 1}"#).unwrap();
         assert_eq!(f.command(), Some("migrate-pause"));
         assert_eq!(f.commands(), vec!["migrate-pause"]);
@@ -241,7 +248,8 @@ mod tests {
 
     #[test]
     fn numbers_survive_strict_parsing() {
-        let f = parse_client_frame(r#"{"id": -5, "a": 1.5, "b": 18446744073709551615, "c": null}"#).unwrap();
+        let f = parse_client_frame(r#"{"id": -5, "a": 1.5, "b": 18446744073709551615, "c": null}"#)
+            .unwrap();
         assert_eq!(f.object["id"], json!(-5));
         assert_eq!(f.object["a"], json!(1.5));
         assert_eq!(f.object["b"], json!(u64::MAX));
@@ -269,9 +277,18 @@ mod tests {
 
     #[test]
     fn salvage_ignores_nested_and_string_ids() {
-        assert_eq!(salvage_id(r#"{"arguments": {"id": 1}, "id": 2, "x""#), Some(json!(2)));
-        assert_eq!(salvage_id(r#"{"execute": "id", "arguments": {"id": 1}"#), None);
-        assert_eq!(salvage_id(r#"{"a": "\"id\": 5", "id": {"n": [1]}, "#), Some(json!({"n": [1]})));
+        assert_eq!(
+            salvage_id(r#"{"arguments": {"id": 1}, "id": 2, "x""#),
+            Some(json!(2))
+        );
+        assert_eq!(
+            salvage_id(r#"{"execute": "id", "arguments": {"id": 1}"#),
+            None
+        );
+        assert_eq!(
+            salvage_id(r#"{"a": "\"id\": 5", "id": {"n": [1]}, "#),
+            Some(json!({"n": [1]}))
+        );
         assert_eq!(salvage_id(r#"{"id": "#), None);
         assert_eq!(salvage_id(r#"{"id"#), None);
     }

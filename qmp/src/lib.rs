@@ -13,6 +13,8 @@
 //!
 //! serde and serde_json only, no I/O: it builds for native and wasm32 alike.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod framing;
 pub mod inbound;
 pub mod message;

@@ -74,7 +74,10 @@ pub enum MessageError {
     #[error("not a QMP message: no QMP, return, error or event member")]
     Unknown,
     #[error("malformed {member}: {reason}")]
-    Malformed { member: &'static str, reason: String },
+    Malformed {
+        member: &'static str,
+        reason: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -365,10 +368,17 @@ mod tests {
     #[test]
     fn outlines_without_the_payload() {
         let o = outline(r#"{"return": [{"big": [1, 2, 3]}], "id": {"n": 1}}"#).unwrap();
-        assert_eq!((o.kind, o.id, o.error_class), (Kind::Return, Some(json!({"n": 1})), None));
+        assert_eq!(
+            (o.kind, o.id, o.error_class),
+            (Kind::Return, Some(json!({"n": 1})), None)
+        );
         let o = outline(r#"{"error": {"class": "DeviceNotFound", "desc": "x"}, "id": 2}"#).unwrap();
-        assert_eq!((o.kind, o.error_class.as_deref()), (Kind::Error, Some("DeviceNotFound")));
-        let o = outline(r#"{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 2}}"#).unwrap();
+        assert_eq!(
+            (o.kind, o.error_class.as_deref()),
+            (Kind::Error, Some("DeviceNotFound"))
+        );
+        let o = outline(r#"{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 2}}"#)
+            .unwrap();
         assert_eq!((o.kind, o.id), (Kind::Event, None));
         assert_eq!(outline(r#"{"QMP": {}}"#).unwrap().kind, Kind::Greeting);
         assert_eq!(outline(r#"{"x": 1}"#).unwrap().kind, Kind::Unknown);
@@ -383,37 +393,57 @@ mod tests {
         assert_eq!(env.id(), Some(json!("qmpc-7")));
         env.set_id(Some(&json!({"mine": [1]})));
         let back: Value = serde_json::from_str(&env.to_text()).unwrap();
-        assert_eq!(back, json!({"return": {"status": "running", "id": "inner"}, "id": {"mine": [1]}}));
+        assert_eq!(
+            back,
+            json!({"return": {"status": "running", "id": "inner"}, "id": {"mine": [1]}})
+        );
         env.set_id(None);
         let back: Value = serde_json::from_str(&env.to_text()).unwrap();
-        assert_eq!(back, json!({"return": {"status": "running", "id": "inner"}}));
-        let ev = Envelope::parse(r#"{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 0}}"#).unwrap();
+        assert_eq!(
+            back,
+            json!({"return": {"status": "running", "id": "inner"}})
+        );
+        let ev =
+            Envelope::parse(r#"{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 0}}"#)
+                .unwrap();
         assert_eq!((ev.kind(), ev.id()), (Kind::Event, None));
         assert_eq!(ev.event_name().as_deref(), Some("STOP"));
-        assert_eq!(ev.member("timestamp"), Some(json!({"seconds": 1, "microseconds": 0})));
+        assert_eq!(
+            ev.member("timestamp"),
+            Some(json!({"seconds": 1, "microseconds": 0}))
+        );
     }
 
     #[test]
     fn rejects_what_is_not_qmp() {
         assert!(matches!(Message::parse("[]"), Err(MessageError::NotObject)));
         assert!(matches!(Message::parse("{"), Err(MessageError::Json(_))));
-        assert!(matches!(Message::parse(r#"{"x": 1}"#), Err(MessageError::Unknown)));
+        assert!(matches!(
+            Message::parse(r#"{"x": 1}"#),
+            Err(MessageError::Unknown)
+        ));
         assert!(matches!(
             Message::parse(r#"{"event": "STOP"}"#),
-            Err(MessageError::Malformed { member: "timestamp", .. })
+            Err(MessageError::Malformed {
+                member: "timestamp",
+                ..
+            })
         ));
     }
 
     #[test]
     fn builds_commands_and_errors() {
-        let caps: Value = serde_json::from_str(&qmp_capabilities(&["oob"], Some(json!(1)))).unwrap();
+        let caps: Value =
+            serde_json::from_str(&qmp_capabilities(&["oob"], Some(json!(1)))).unwrap();
         assert_eq!(
             caps,
             json!({"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}, "id": 1})
         );
         assert_eq!(command("stop", None, None), r#"{"execute":"stop"}"#);
         let e = error_reply(Some(&json!("x")), "GenericError", "bad");
-        let Message::Error { id, error } = Message::parse(&e).unwrap() else { panic!() };
+        let Message::Error { id, error } = Message::parse(&e).unwrap() else {
+            panic!()
+        };
         assert_eq!(id, Some(json!("x")));
         assert_eq!(error.desc, "bad");
     }

@@ -1,6 +1,8 @@
 //! Schema introspection against a real `query-qmp-schema` reply saved from QEMU 7.2
 //! (`qemu-system-x86_64 -machine pc,accel=tcg -nodefaults -S`).
 
+#![allow(clippy::unwrap_used)]
+
 use qmp::schema::{JsonType, Problem, ProblemKind, Schema, SchemaError, TypeNode};
 use serde_json::{json, Value};
 

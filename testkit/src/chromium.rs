@@ -37,7 +37,9 @@ impl Cdp {
         }
         let (tx, rx) = oneshot::channel();
         self.pending.lock().map_err(|_| "poisoned")?.insert(id, tx);
-        self.out.send(msg.to_string()).map_err(|_| "DevTools connection gone")?;
+        self.out
+            .send(msg.to_string())
+            .map_err(|_| "DevTools connection gone")?;
         let reply = tokio::time::timeout(Duration::from_secs(60), rx)
             .await
             .map_err(|_| format!("{method}: no answer from Chromium"))?
@@ -127,7 +129,9 @@ impl Browser {
         tokio::spawn(async move {
             while let Some(Ok(msg)) = stream.next().await {
                 let Message::Text(text) = msg else { continue };
-                let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
+                    continue;
+                };
                 if let Some(id) = v.get("id").and_then(Value::as_u64) {
                     if let Some(tx) = p.lock().ok().and_then(|mut m| m.remove(&id)) {
                         let _ = tx.send(v);
@@ -169,7 +173,10 @@ impl Browser {
                 None,
             )
             .await?;
-        let session = attached["sessionId"].as_str().ok_or("no sessionId")?.to_owned();
+        let session = attached["sessionId"]
+            .as_str()
+            .ok_or("no sessionId")?
+            .to_owned();
         let page = Page {
             cdp: self.cdp.clone(),
             session,
@@ -226,9 +233,8 @@ impl Page {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let v = self.eval(expression).await?;
-            let truthy = !matches!(&v, Value::Null | Value::Bool(false))
-                && v != json!("")
-                && v != json!(0);
+            let truthy =
+                !matches!(&v, Value::Null | Value::Bool(false)) && v != json!("") && v != json!(0);
             if truthy {
                 return Ok(v);
             }
@@ -291,7 +297,9 @@ impl Page {
 
     /// A PNG screenshot of the viewport, written to `path`.
     pub async fn screenshot(&self, path: &std::path::Path) -> Result<()> {
-        let r = self.call("Page.captureScreenshot", json!({ "format": "png" })).await?;
+        let r = self
+            .call("Page.captureScreenshot", json!({ "format": "png" }))
+            .await?;
         let data = r["data"].as_str().ok_or("no screenshot data")?;
         std::fs::write(path, base64_decode(data)?)?;
         Ok(())
@@ -327,8 +335,14 @@ impl Page {
                             .or(p["exceptionDetails"]["text"].as_str())
                             .unwrap_or("?")
                     )),
-                    "Runtime.consoleAPICalled" if matches!(p["type"].as_str(), Some("error" | "assert")) => {
-                        Some(format!("console.{}: {}", p["type"].as_str().unwrap_or(""), p["args"]))
+                    "Runtime.consoleAPICalled"
+                        if matches!(p["type"].as_str(), Some("error" | "assert")) =>
+                    {
+                        Some(format!(
+                            "console.{}: {}",
+                            p["type"].as_str().unwrap_or(""),
+                            p["args"]
+                        ))
                     }
                     "Log.entryAdded" if p["entry"]["level"] == "error" => Some(format!(
                         "log: {} {}",
@@ -346,7 +360,10 @@ impl Page {
 fn base64_decode(text: &str) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() / 4 * 3);
     let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+    for c in text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
         let v = match c {
             b'A'..=b'Z' => c - b'A',
             b'a'..=b'z' => c - b'a' + 26,
@@ -369,7 +386,10 @@ fn base64_decode(text: &str) -> Result<Vec<u8>> {
 mod tests {
     #[test]
     fn base64_decodes() {
-        assert_eq!(super::base64_decode("aGVsbG8gd29ybGQ=").unwrap(), b"hello world");
+        assert_eq!(
+            super::base64_decode("aGVsbG8gd29ybGQ=").unwrap(),
+            b"hello world"
+        );
         assert_eq!(super::base64_decode("AAEC/w==").unwrap(), [0, 1, 2, 255]);
         assert!(super::base64_decode("a*b").is_err());
     }

@@ -11,6 +11,8 @@
 //! - [`ws`]: a websocket client speaking one QMP message per frame.
 //! - [`unix_qmp`]: a plain QMP client on a Unix socket (the bridge's `--share-socket`).
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod chromium;
 pub mod fake_peer;
 pub mod http;

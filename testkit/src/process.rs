@@ -96,7 +96,10 @@ impl BridgeProcess {
     pub fn require_ui(&self) -> Result<()> {
         let index = crate::http::get(&self.addr, "/", &[])?;
         if !index.text().contains("qmp_web.js") {
-            return Err("the UI is not built into qmp-bridge: run ./scripts/build web before cargo test".into());
+            return Err(
+                "the UI is not built into qmp-bridge: run ./scripts/build web before cargo test"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -108,7 +111,11 @@ impl BridgeProcess {
 
     /// The websocket URL a client of this bridge uses: `ws(s)://ADDR/ws?token=...`.
     pub fn ws_url(&self) -> String {
-        let scheme = if self.url.starts_with("https:") { "wss" } else { "ws" };
+        let scheme = if self.url.starts_with("https:") {
+            "wss"
+        } else {
+            "ws"
+        };
         match &self.token {
             Some(t) => format!("{scheme}://{}/ws?token={t}", self.addr),
             None => format!("{scheme}://{}/ws", self.addr),
@@ -128,7 +135,9 @@ impl BridgeProcess {
 
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
         let child = &mut self.child;
-        wait_until(timeout, "qmp-bridge to exit", || child.try_wait().ok().flatten())
+        wait_until(timeout, "qmp-bridge to exit", || {
+            child.try_wait().ok().flatten()
+        })
     }
 
     /// The process id (e.g. for `/proc/PID/status`).

@@ -36,10 +36,22 @@ impl Qemu {
     pub fn start_named(socket: &Path, pretty: bool, name: Option<&str>) -> Result<Qemu> {
         let _ = std::fs::remove_file(socket);
         let chardev = format!("socket,id=qmp,path={},server=on,wait=off", socket.display());
-        let mon = format!("chardev=qmp,mode=control,pretty={}", if pretty { "on" } else { "off" });
+        let mon = format!(
+            "chardev=qmp,mode=control,pretty={}",
+            if pretty { "on" } else { "off" }
+        );
         let binary = std::env::var("QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
         let mut child = Command::new(&binary)
-            .args(["-machine", "pc,accel=tcg", "-m", "64", "-nodefaults", "-display", "none", "-S"])
+            .args([
+                "-machine",
+                "pc,accel=tcg",
+                "-m",
+                "64",
+                "-nodefaults",
+                "-display",
+                "none",
+                "-S",
+            ])
             .args(["-chardev", &chardev, "-mon", &mon])
             .args(name.map(|n| vec!["-name", n]).unwrap_or_default())
             .stdin(Stdio::null())
@@ -53,7 +65,9 @@ impl Qemu {
             }
             // the file appears at bind(), before listen(): connect to be sure (QEMU
             // greets this probe, sees it leave, and serves the next client)
-            std::os::unix::net::UnixStream::connect(socket).ok().map(|_| Ok(()))
+            std::os::unix::net::UnixStream::connect(socket)
+                .ok()
+                .map(|_| Ok(()))
         });
         if let Err(e) = ready.and_then(|r| r.map_err(Into::into)) {
             let _ = child.kill();

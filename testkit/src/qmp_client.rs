@@ -19,7 +19,9 @@ pub trait QmpClient {
         if greeting.get("QMP").is_none() {
             return Err(format!("expected a greeting, got {greeting}").into());
         }
-        let reply = self.execute("qmp_capabilities", None, json!("caps")).await?;
+        let reply = self
+            .execute("qmp_capabilities", None, json!("caps"))
+            .await?;
         if reply.get("return").is_none() {
             return Err(format!("negotiation failed: {reply}").into());
         }

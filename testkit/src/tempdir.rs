@@ -16,10 +16,8 @@ impl TempDir {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "qmpc-{label}-{}-{n}-{nanos}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("qmpc-{label}-{}-{n}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path)?;
         Ok(TempDir(path))
     }

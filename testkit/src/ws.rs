@@ -74,7 +74,9 @@ impl QmpClient for QmpWs {
 
 impl std::fmt::Debug for QmpWs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QmpWs").field("events", &self.events.len()).finish()
+        f.debug_struct("QmpWs")
+            .field("events", &self.events.len())
+            .finish()
     }
 }
 
@@ -86,16 +88,23 @@ impl QmpWs {
     /// Connects with extra request headers (e.g. `Origin`).
     pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Result<QmpWs> {
         let request = request(url, headers)?;
-        let authority = request.uri().authority().ok_or("no host in the URL")?.to_string();
+        let authority = request
+            .uri()
+            .authority()
+            .ok_or("no host in the URL")?
+            .to_string();
         let tcp = TcpStream::connect(&authority).await?;
         tcp.set_nodelay(true)?;
-        let (ws, _) = tokio_tungstenite::client_async(request, Box::new(tcp) as Box<dyn Io>).await?;
+        let (ws, _) =
+            tokio_tungstenite::client_async(request, Box::new(tcp) as Box<dyn Io>).await?;
         Ok(QmpWs::from_stream(ws))
     }
 
     /// Connects over an already established stream (TLS, say) to the server it leads to.
     pub async fn connect_over(stream: impl Io + 'static, url: &str) -> Result<QmpWs> {
-        let (ws, _) = tokio_tungstenite::client_async(request(url, &[])?, Box::new(stream) as Box<dyn Io>).await?;
+        let (ws, _) =
+            tokio_tungstenite::client_async(request(url, &[])?, Box::new(stream) as Box<dyn Io>)
+                .await?;
         Ok(QmpWs::from_stream(ws))
     }
 
@@ -145,9 +154,7 @@ impl QmpWs {
     pub async fn recv_json(&mut self) -> Result<Value> {
         match self.recv().await? {
             Incoming::Text(t) => Ok(serde_json::from_str(&t)?),
-            Incoming::Closed { code, reason } => {
-                Err(format!("closed {code}: {reason}").into())
-            }
+            Incoming::Closed { code, reason } => Err(format!("closed {code}: {reason}").into()),
         }
     }
 

@@ -132,7 +132,10 @@ impl Drop for PageListener {
     fn drop(&mut self) {
         use wasm_bindgen::JsCast;
         if let Some(w) = web_sys::window() {
-            let _ = w.remove_event_listener_with_callback(self.event, self.closure.as_ref().unchecked_ref());
+            let _ = w.remove_event_listener_with_callback(
+                self.event,
+                self.closure.as_ref().unchecked_ref(),
+            );
         }
     }
 }
@@ -345,7 +348,10 @@ impl Component for App {
             retry: None,
             export_url: None,
             _page_listeners: [
-                PageListener::new("pagehide", ctx.link().callback(|()| Msg::PageVisible(false))),
+                PageListener::new(
+                    "pagehide",
+                    ctx.link().callback(|()| Msg::PageVisible(false)),
+                ),
                 PageListener::new("pageshow", ctx.link().callback(|()| Msg::PageVisible(true))),
             ]
             .into_iter()

@@ -106,8 +106,14 @@ mod tests {
 
     #[test]
     fn same_origin_by_default() {
-        assert_eq!(websocket_url("http:", "127.0.0.1:8780", "/", ""), "ws://127.0.0.1:8780/ws");
-        assert_eq!(websocket_url("https:", "vm.example:443", "/", "?x=1"), "wss://vm.example:443/ws");
+        assert_eq!(
+            websocket_url("http:", "127.0.0.1:8780", "/", ""),
+            "ws://127.0.0.1:8780/ws"
+        );
+        assert_eq!(
+            websocket_url("https:", "vm.example:443", "/", "?x=1"),
+            "wss://vm.example:443/ws"
+        );
     }
 
     #[test]
@@ -121,7 +127,12 @@ mod tests {
     #[test]
     fn ws_parameter_points_elsewhere() {
         assert_eq!(
-            websocket_url("http:", "h:1", "/vm/db", "?ws=wss%3A%2F%2Fother%3A9%2Fws%3Ftoken%3Dz&token=t"),
+            websocket_url(
+                "http:",
+                "h:1",
+                "/vm/db",
+                "?ws=wss%3A%2F%2Fother%3A9%2Fws%3Ftoken%3Dz&token=t"
+            ),
             "wss://other:9/ws?token=z"
         );
     }
@@ -141,15 +152,24 @@ mod tests {
             websocket_url("https:", "h:1", "/vm/web%201", "?token=t"),
             "wss://h:1/ws/web%201?token=t"
         );
-        assert_eq!(websocket_url("http:", "h:1", "/vm/db", ""), "ws://h:1/ws/db");
+        assert_eq!(
+            websocket_url("http:", "h:1", "/vm/db", ""),
+            "ws://h:1/ws/db"
+        );
         // behind a proxy under a path prefix
         assert_eq!(websocket_url("https:", "h", "/qmp/", ""), "wss://h/qmp/ws");
-        assert_eq!(websocket_url("https:", "h", "/qmp/vm/db", ""), "wss://h/qmp/ws/db");
+        assert_eq!(
+            websocket_url("https:", "h", "/qmp/vm/db", ""),
+            "wss://h/qmp/ws/db"
+        );
     }
 
     #[test]
     fn the_token_is_not_shown() {
-        assert_eq!(redact_token("ws://h/ws?token=s3cret&x=1"), "ws://h/ws?token=…&x=1");
+        assert_eq!(
+            redact_token("ws://h/ws?token=s3cret&x=1"),
+            "ws://h/ws?token=…&x=1"
+        );
         assert_eq!(redact_token("ws://h/ws"), "ws://h/ws");
         assert_eq!(redact_token("wss://h/ws?a=1"), "wss://h/ws?a=1");
     }

@@ -57,7 +57,12 @@ pub fn parse_listing(body: &str) -> Result<Listing, String> {
         .as_array()
         .map(|p| {
             p.iter()
-                .map(|p| (text(p, "name").unwrap_or_default(), text(p, "reason").unwrap_or_default()))
+                .map(|p| {
+                    (
+                        text(p, "name").unwrap_or_default(),
+                        text(p, "reason").unwrap_or_default(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -176,13 +181,23 @@ impl OneShot {
         };
         match Message::parse(text) {
             Ok(Message::Greeting(_)) => {
-                step.send.push(qmp::message::qmp_capabilities(&[], Some(json!(CAPS_ID))));
+                step.send
+                    .push(qmp::message::qmp_capabilities(&[], Some(json!(CAPS_ID))));
             }
             Ok(Message::Return { id: Some(id), .. }) if id == CAPS_ID => {
-                step.send.push(qmp::message::command(self.command, None, Some(json!(COMMAND_ID))));
+                step.send.push(qmp::message::command(
+                    self.command,
+                    None,
+                    Some(json!(COMMAND_ID)),
+                ));
             }
-            Ok(Message::Return { id: Some(id), .. }) if id == COMMAND_ID => finish(self, step, Ok(())),
-            Ok(Message::Error { id: Some(id), error }) if id == CAPS_ID || id == COMMAND_ID => {
+            Ok(Message::Return { id: Some(id), .. }) if id == COMMAND_ID => {
+                finish(self, step, Ok(()))
+            }
+            Ok(Message::Error {
+                id: Some(id),
+                error,
+            }) if id == CAPS_ID || id == COMMAND_ID => {
                 finish(self, step, Err(format!("{}: {}", error.class, error.desc)))
             }
             _ => {}
@@ -211,7 +226,10 @@ mod tests {
         assert_eq!(l.vms[0].clients, 2);
         assert_eq!(l.vms[1].state, "gone");
         assert_eq!(l.vms[1].last_error.as_deref(), Some("cannot reach QMP"));
-        assert_eq!(l.problems, vec![("notes.txt".into(), "not a socket".into())]);
+        assert_eq!(
+            l.problems,
+            vec![("notes.txt".into(), "not a socket".into())]
+        );
         assert!(parse_listing("<html>").is_err());
         assert!(parse_listing("{}").is_err());
     }
@@ -231,22 +249,38 @@ mod tests {
         let st = s.step(Input::Batch(vec![(event.into(), 0.0), (reply, 0.0)]));
         assert_eq!(st.done, Some(Ok(())));
         // a close after success changes nothing
-        assert_eq!(s.step(Input::Closed { code: 1000, reason: "bye".into() }).done, None);
+        assert_eq!(
+            s.step(Input::Closed {
+                code: 1000,
+                reason: "bye".into()
+            })
+            .done,
+            None
+        );
     }
 
     #[test]
     fn one_shot_reports_refusals_and_closes() {
         let mut s = OneShot::new("system_reset");
         s.step(Input::Received(GREETING.into(), 0.0));
-        s.step(Input::Received(format!(r#"{{"return": {{}}, "id": "{CAPS_ID}"}}"#), 0.0));
+        s.step(Input::Received(
+            format!(r#"{{"return": {{}}, "id": "{CAPS_ID}"}}"#),
+            0.0,
+        ));
         let refused = format!(
             r#"{{"error": {{"class": "GenericError", "desc": "refused by qmp-bridge policy"}}, "id": "{COMMAND_ID}"}}"#
         );
         let st = s.step(Input::Received(refused, 0.0));
-        assert_eq!(st.done, Some(Err("GenericError: refused by qmp-bridge policy".into())));
+        assert_eq!(
+            st.done,
+            Some(Err("GenericError: refused by qmp-bridge policy".into()))
+        );
 
         let mut s = OneShot::new("stop");
-        let st = s.step(Input::Closed { code: 1013, reason: "QMP monitor busy".into() });
+        let st = s.step(Input::Closed {
+            code: 1013,
+            reason: "QMP monitor busy".into(),
+        });
         assert_eq!(st.done, Some(Err("QMP monitor busy".into())));
     }
 }

@@ -16,6 +16,8 @@
 //! `main.rs` only mounts [`Root`], so tests can mount [`App`] or [`Root`] too. The QMP
 //! model (messages, schema) comes from the shared `qmp` crate.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod app;
 pub mod components;
 pub mod editor;

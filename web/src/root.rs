@@ -24,8 +24,14 @@ pub fn root() -> Html {
         let page = page.clone();
         use_effect_with((), move |_| {
             let location = web_sys::window().map(|w| w.location());
-            let path = location.as_ref().and_then(|l| l.pathname().ok()).unwrap_or_default();
-            let search = location.as_ref().and_then(|l| l.search().ok()).unwrap_or_default();
+            let path = location
+                .as_ref()
+                .and_then(|l| l.pathname().ok())
+                .unwrap_or_default();
+            let search = location
+                .as_ref()
+                .and_then(|l| l.search().ok())
+                .unwrap_or_default();
             let (folder, vm) = page_location(&path);
             if vm.is_some() || query_param(&search, "ws").is_some() {
                 page.set(Page::Console);
@@ -41,7 +47,9 @@ pub fn root() -> Html {
         });
     }
     match &*page {
-        Page::Deciding => html! { <p class="muted" data-testid="loading">{ "qmp-console: loading…" }</p> },
+        Page::Deciding => {
+            html! { <p class="muted" data-testid="loading">{ "qmp-console: loading…" }</p> }
+        }
         Page::Console => html! { <App /> },
         Page::List(l) => html! { <VmList initial={l.clone()} /> },
     }

@@ -656,7 +656,10 @@ mod tests {
         c.send(Request::command("query-status"), 0.0).unwrap();
         c.connecting();
         let r = c.transcript[0].reply.as_ref().unwrap();
-        assert_eq!(r.error.as_ref().unwrap().desc, "no reply: the console reconnected");
+        assert_eq!(
+            r.error.as_ref().unwrap().desc,
+            "no reply: the console reconnected"
+        );
         assert!(c.greeting.is_none());
         assert_eq!(c.transcript.len(), 1, "the transcript survives a reconnect");
     }

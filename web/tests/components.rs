@@ -107,7 +107,12 @@ async fn header_shows_phase_greeting_and_status() {
     );
     assert_eq!(testid(&root, "vm-status").as_deref(), Some("paused"));
     assert_eq!(testid(&root, "connect").as_deref(), Some("Disconnect"));
-    let url = root.query_selector(".url").unwrap().unwrap().text_content().unwrap();
+    let url = root
+        .query_selector(".url")
+        .unwrap()
+        .unwrap()
+        .text_content()
+        .unwrap();
     assert_eq!(url, "ws://h/ws?token=…", "the token is not on the screen");
     assert!(
         testid(&root, "oob").is_some(),
@@ -211,7 +216,11 @@ async fn transcript_pairs_requests_with_replies() {
     );
     assert!(entries[2].text_content().unwrap().contains("\"paused\""));
     let args = entries[1].query_selector(".args-preview").unwrap().unwrap();
-    assert_eq!(args.text_content().unwrap(), "{id: \"x\"}", "the request's arguments beside it");
+    assert_eq!(
+        args.text_content().unwrap(),
+        "{id: \"x\"}",
+        "the request's arguments beside it"
+    );
     click(&root, "[data-id=c1] [data-testid=rerun]");
     assert_eq!(*reruns.borrow(), [Request::command("query-status")]);
 }

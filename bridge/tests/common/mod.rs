@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use qmp_bridge::assets::Ui;
 use qmp_bridge::policy::Policy;
-use qmp_bridge::session::Settings;
 use qmp_bridge::security::{Auth, Gate};
 use qmp_bridge::server::{self, Config, Mode};
+use qmp_bridge::session::Settings;
 use tokio::sync::oneshot;
 
 pub struct TestBridge {
@@ -61,13 +61,19 @@ pub async fn start(relay: Settings) -> TestBridge {
 }
 
 pub async fn start_with(config: Config) -> TestBridge {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(server::run(listener, config, async {
         let _ = stopped.await;
     }));
-    TestBridge { addr, stop: Some(stop), handle }
+    TestBridge {
+        addr,
+        stop: Some(stop),
+        handle,
+    }
 }
 
 impl TestBridge {

@@ -135,7 +135,12 @@ fn row(props: &RowProps) -> Html {
         Callback::from(move |action: RowAction| {
             confirming.set(None);
             let (protocol, host, folder, search) = here();
-            let url = crate::endpoint::websocket_url(&protocol, &host, &format!("{folder}vm/{name}"), &search);
+            let url = crate::endpoint::websocket_url(
+                &protocol,
+                &host,
+                &format!("{folder}vm/{name}"),
+                &search,
+            );
             let shot = RefCell::new(OneShot::new(action.command()));
             let (result2, socket2) = (result.clone(), socket.clone());
             let on_input = Callback::from(move |input| {
