@@ -64,6 +64,10 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value = "15", value_parser = seconds)]
     pub ping_interval: Duration,
 
+    /// Worker threads (default: one per core); 1 runs everything on one thread.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+
     /// Log more: -v logs every message relayed.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,

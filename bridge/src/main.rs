@@ -46,7 +46,15 @@ fn main() -> ExitCode {
         )
         .with(filter)
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match cli.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(n))
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Runtime::new(),
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("qmp-bridge: cannot start the runtime: {e}");
