@@ -300,3 +300,35 @@ async fn a_browser_that_stops_reading_is_cut_off() -> testkit::Result<()> {
     drop(ws);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_answers_no_pings_is_let_go() -> testkit::Result<()> {
+    let (gone_tx, mut gone_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let peer = FakePeer::start(move |mut c: PeerConn| {
+        let gone_tx = gone_tx.clone();
+        async move {
+            c.send(GREETING.as_bytes()).await?;
+            while c.recv().await?.is_some() {}
+            let _ = gone_tx.send(()); // the bridge closed the upstream
+            Ok(())
+        }
+    })
+    .await?;
+    let mut s = common::settings(&peer.target());
+    s.ping_interval = Duration::from_millis(300);
+    let bridge = common::start(s).await;
+    // a client that never reads, so never answers the bridge's pings
+    let silent = QmpWs::connect(&bridge.ws_url()).await?;
+    tokio::time::timeout(Duration::from_secs(10), gone_rx.recv())
+        .await
+        .map_err(|_| "the bridge kept a silent client's session open")?;
+    drop(silent);
+    // a client that keeps talking (and so answers pings) stays, well past two intervals
+    let mut alive = QmpWs::connect(&bridge.ws_url()).await?;
+    alive.recv_json().await?;
+    for n in 0..10 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(alive.execute("x", None, json!(n)).await?.get("return").is_some());
+    }
+    Ok(())
+}
