@@ -128,8 +128,10 @@ impl QmpWs {
 
     /// The next text frame or the close, skipping pings.
     pub async fn recv(&mut self) -> Result<Incoming> {
+        // one deadline for the whole call: pings must not keep extending it
+        let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
-            let next = tokio::time::timeout(self.timeout, self.ws.next())
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .map_err(|_| format!("nothing received within {:?}", self.timeout))?;
             match next {
