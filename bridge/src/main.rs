@@ -47,7 +47,9 @@ fn main() -> ExitCode {
         .with(filter)
         .init();
     let runtime = match cli.threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
         Some(n) => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(usize::from(n))
             .enable_all()

@@ -328,7 +328,11 @@ async fn a_client_that_answers_no_pings_is_let_go() -> testkit::Result<()> {
     alive.recv_json().await?;
     for n in 0..10 {
         tokio::time::sleep(Duration::from_millis(150)).await;
-        assert!(alive.execute("x", None, json!(n)).await?.get("return").is_some());
+        assert!(alive
+            .execute("x", None, json!(n))
+            .await?
+            .get("return")
+            .is_some());
     }
     Ok(())
 }

@@ -496,7 +496,7 @@ impl Component for App {
                                      {ready} refused={self.refused.clone()} on={l.form.clone()} />
                         <Transcript {entries} actions={l.entry.clone()} />
                     </div>
-                    <EventPanel {shown} {counts} total={c.events.total()} filter={AttrValue::from(self.event_filter.clone())}
+                    <EventPanel {shown} {counts} total={c.events.total()} dropped={c.events.dropped()} filter={AttrValue::from(self.event_filter.clone())}
                                 on_filter={l.filter.clone()}
                                 on_clear={l.clear.clone()}
                                 on_export={l.export.clone()} />

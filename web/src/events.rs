@@ -14,6 +14,10 @@ use serde_json::Value;
 
 /// Events the page shows at most.
 pub const SHOWN: usize = 500;
+/// Events kept for the export at most (about 200 bytes each): past this, the oldest tenth
+/// is let go at once and counted, so an endless flood cannot exhaust the tab. The per-name
+/// counts stay complete.
+pub const KEPT: usize = 200_000;
 
 /// One received event.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +47,8 @@ pub struct EventLog {
     all: Vec<Rc<EventRecord>>,
     counts: BTreeMap<Rc<str>, u64>,
     next_seq: u64,
+    /// Events let go past [`KEPT`] since the last clear.
+    dropped: u64,
 }
 
 impl EventLog {
@@ -60,6 +66,16 @@ impl EventLog {
             timestamp_ms: event.timestamp_ms(),
             text: text.trim().into(),
         }));
+        if self.all.len() > KEPT {
+            let excess = self.all.len() - KEPT + KEPT / 10;
+            self.all.drain(..excess);
+            self.dropped += excess as u64;
+        }
+    }
+
+    /// Events let go (past [`KEPT`]) since the last clear: not in the export.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     /// Events since the last clear.
@@ -79,6 +95,7 @@ impl EventLog {
     pub fn clear(&mut self) {
         self.all.clear();
         self.counts.clear();
+        self.dropped = 0;
     }
 
     /// The newest [`SHOWN`] events whose name contains `filter` (case-insensitive; empty
@@ -97,7 +114,7 @@ impl EventLog {
         out
     }
 
-    /// Every event as JSON lines (one message per line, as QEMU sent it).
+    /// Every kept event as JSON lines (one message per line, as QEMU sent it).
     pub fn export_jsonl(&self) -> String {
         let mut out = String::with_capacity(self.all.iter().map(|e| e.text.len() + 1).sum());
         for e in &self.all {
@@ -183,5 +200,27 @@ mod tests {
             r#"{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 0}}"#,
         );
         assert_eq!(log.shown("")[0].data(), serde_json::json!({}));
+    }
+
+    #[test]
+    fn an_endless_flood_is_bounded_and_counted() {
+        let mut log = EventLog::default();
+        let text = r#"{"event": "TICK", "timestamp": {"seconds": 1, "microseconds": 0}}"#;
+        for _ in 0..KEPT + 5 {
+            let Ok(qmp::Message::Event(e)) = qmp::Message::parse(text) else {
+                panic!()
+            };
+            log.push(e, text);
+        }
+        assert!(
+            log.total() <= KEPT && log.total() >= KEPT - KEPT / 10,
+            "{}",
+            log.total()
+        );
+        assert_eq!(log.total() as u64 + log.dropped(), (KEPT + 5) as u64);
+        assert_eq!(log.count("TICK"), (KEPT + 5) as u64, "counts stay complete");
+        assert_eq!(log.export_jsonl().lines().count(), log.total());
+        log.clear();
+        assert_eq!((log.total(), log.dropped()), (0, 0));
     }
 }

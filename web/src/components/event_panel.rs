@@ -18,6 +18,9 @@ pub struct EventPanelProps {
     /// `(name, count)` over the whole log.
     pub counts: Vec<(AttrValue, u64)>,
     pub total: usize,
+    /// Events let go past the log's bound (not in the export).
+    #[prop_or_default]
+    pub dropped: u64,
     pub filter: AttrValue,
     #[prop_or_default]
     pub on_filter: Callback<String>,
@@ -104,6 +107,9 @@ pub fn event_panel(props: &EventPanelProps) -> Html {
             </div>
             <div class="foot muted">
                 { format!("showing {} of {} events", props.shown.len(), props.total) }
+                if props.dropped > 0 {
+                    { format!(" ({} older ones let go; counts include them)", props.dropped) }
+                }
             </div>
         </section>
     }
