@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::metrics::VmMetrics;
-use crate::mux::Mux;
+use crate::mux::{Fault, Mux};
 use crate::session::Settings;
 use crate::target::QmpTarget;
 
@@ -43,11 +43,11 @@ impl Vm {
         if self.vanished.load(Ordering::Relaxed) {
             return "gone";
         }
-        match up.last_error.as_deref() {
+        match up.fault {
             None => "connecting",
-            Some(e) if e.contains("busy") || e.contains("did not answer") => "busy",
-            Some(e) if e.contains("cannot reach") => "gone",
-            Some(_) => "error",
+            Some(Fault::Busy) => "busy",
+            Some(Fault::Unreachable) => "gone",
+            Some(Fault::Broken) => "error",
         }
     }
 

@@ -49,8 +49,34 @@ pub struct Upstate {
     pub greeting: Option<String>,
     /// Why the last connection attempt failed or the connection ended.
     pub last_error: Option<String>,
+    /// What kind of failure that was.
+    pub fault: Option<Fault>,
     /// The VM's run state (`query-status`), kept current by events.
     pub run_state: Option<String>,
+}
+
+/// Why the upstream is not up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Nothing listens at the target (no socket, connection refused).
+    Unreachable,
+    /// Connected, but QEMU did not greet or answer: another client holds the monitor.
+    Busy,
+    /// The connection broke, or what came was not QMP.
+    Broken,
+}
+
+impl Fault {
+    /// The fault an ending of the connect/negotiate steps (past the connect) stands for.
+    fn of(ending: &Ending) -> Fault {
+        match ending {
+            Ending::Closed {
+                code: close_code::TRY_AGAIN_LATER,
+                ..
+            } => Fault::Busy,
+            _ => Fault::Broken,
+        }
+    }
 }
 
 impl Upstate {
@@ -183,13 +209,14 @@ async fn actor(
             r = connect(&settings) => r,
             _ = shutdown.changed() => return,
         };
-        let reason = match attempt {
+        let (reason, fault) = match attempt {
             Ok((conn, greeting, oob_offered, run_state)) => {
                 backoff = Duration::from_millis(100);
                 tracing::info!(%target, "shared QMP session up");
                 state.send_replace(Upstate {
                     greeting: Some(greeting.clone()),
                     last_error: None,
+                    fault: None,
                     run_state,
                 });
                 let mut up = Up {
@@ -223,14 +250,15 @@ async fn actor(
                 up.drop_all(&told);
                 metrics.reconnects.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%target, "shared QMP session down: {why}");
-                why
+                (why, Fault::Broken)
             }
-            Err(Ending::Closed { reason, .. }) => reason,
-            Err(Ending::ClientLeft) => "upstream ended".into(),
+            Err((fault, Ending::Closed { reason, .. })) => (reason, fault),
+            Err((fault, Ending::ClientLeft)) => ("upstream ended".into(), fault),
         };
         state.send_replace(Upstate {
             greeting: None,
             last_error: Some(reason.clone()),
+            fault: Some(fault),
             run_state: None,
         });
         let until = tokio::time::Instant::now() + backoff;
@@ -250,14 +278,30 @@ async fn actor(
 
 /// Opens the upstream, negotiates it (enabling `oob` when QEMU offers it) and asks for
 /// the VM's run state.
-async fn connect(settings: &Settings) -> Result<(QmpConn, String, bool, Option<String>), Ending> {
+async fn connect(
+    settings: &Settings,
+) -> Result<(QmpConn, String, bool, Option<String>), (Fault, Ending)> {
     let target = &settings.target;
-    let (mut conn, greeting) = QmpConn::open(
+    let mut conn = QmpConn::connect(
         target,
         settings.greeting_timeout,
         settings.max_message_bytes,
     )
-    .await?;
+    .await
+    .map_err(|e| (Fault::Unreachable, e))?;
+    negotiate(settings, &mut conn)
+        .await
+        .map(|(greeting, oob, run_state)| (conn, greeting, oob, run_state))
+        .map_err(|e| (Fault::of(&e), e))
+}
+
+/// Greeting, negotiation and the first `query-status` on a fresh connection.
+async fn negotiate(
+    settings: &Settings,
+    conn: &mut QmpConn,
+) -> Result<(String, bool, Option<String>), Ending> {
+    let target = &settings.target;
+    let greeting = conn.greeting(target, settings.greeting_timeout).await?;
     let oob_offered = matches!(Message::parse(&greeting),
         Ok(Message::Greeting(g)) if g.capabilities.iter().any(|c| c == "oob"));
     let enable: &[&str] = if oob_offered { &["oob"] } else { &[] };
@@ -276,10 +320,10 @@ async fn connect(settings: &Settings) -> Result<(QmpConn, String, bool, Option<S
                     value,
                 }) if id == STATUS_ID => {
                     let run_state = value["status"].as_str().map(str::to_owned);
-                    return Ok((conn, greeting, oob_offered, run_state));
+                    return Ok((greeting, oob_offered, run_state));
                 }
                 Ok(Message::Error { id: Some(id), .. }) if id == STATUS_ID => {
-                    return Ok((conn, greeting, oob_offered, None));
+                    return Ok((greeting, oob_offered, None));
                 }
                 Ok(Message::Error {
                     id: Some(id),

@@ -33,20 +33,40 @@ impl QmpConn {
         timeout: Duration,
         max_message_bytes: usize,
     ) -> Result<(QmpConn, String), Ending> {
+        let mut conn = QmpConn::connect(target, timeout, max_message_bytes).await?;
+        let greeting = conn.greeting(target, timeout).await?;
+        Ok((conn, greeting))
+    }
+
+    /// Connects to `target` (the ending says it cannot be reached).
+    pub async fn connect(
+        target: &QmpTarget,
+        timeout: Duration,
+        max_message_bytes: usize,
+    ) -> Result<QmpConn, Ending> {
         let io = target.connect(timeout).await.map_err(|e| {
             closed(
                 close_code::UPSTREAM_ERROR,
                 format!("cannot reach QMP at {target}: {e}"),
             )
         })?;
-        let mut conn = QmpConn {
+        Ok(QmpConn {
             io,
             framer: Framer::new(max_message_bytes),
-        };
+        })
+    }
+
+    /// Waits up to `timeout` for the greeting; none means another client holds the
+    /// monitor ("busy", 1013).
+    pub async fn greeting(
+        &mut self,
+        target: &QmpTarget,
+        timeout: Duration,
+    ) -> Result<String, Ending> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Some(greeting) = conn.next_message(target)? {
-                return Ok((conn, greeting));
+            if let Some(greeting) = self.next_message(target)? {
+                return Ok(greeting);
             }
             let busy = || {
                 closed(
@@ -54,7 +74,7 @@ impl QmpConn {
                     format!("QMP monitor busy: {target} sent no greeting within {timeout:?}; another client holds it"),
                 )
             };
-            conn.read_more(deadline, target, busy)
+            self.read_more(deadline, target, busy)
                 .await
                 .map_err(|e| match e {
                     Ending::Closed {
