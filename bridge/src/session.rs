@@ -309,7 +309,7 @@ where
 }
 
 /// Resolves when a session has been idle for `timeout` (never when there is none).
-async fn idle_deadline(timeout: Option<Duration>, since: Instant) {
+pub(crate) async fn idle_deadline(timeout: Option<Duration>, since: Instant) {
     match timeout {
         Some(t) => tokio::time::sleep_until((since + t).into()).await,
         None => std::future::pending().await,

@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qmp::Framer;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::fleet::Vm;
-use crate::session::{close_code, closed, Client, Denied, Ending, Settings};
+use crate::session::{close_code, closed, idle_deadline, Client, Denied, Ending, Settings};
+use crate::target::Upstream;
+use crate::upstream::{QmpConn, Read};
 
 /// Why the shared socket could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -89,8 +90,8 @@ pub async fn serve(
 
 /// A plain-QMP client on the shared socket.
 pub struct UnixClient {
-    stream: UnixStream,
-    framer: Framer,
+    /// The client's stream and framer: read like QEMU's own side.
+    conn: QmpConn,
     out: Vec<u8>,
     send_timeout: Duration,
     idle_timeout: Option<Duration>,
@@ -100,8 +101,10 @@ pub struct UnixClient {
 impl UnixClient {
     pub fn new(stream: UnixStream, settings: &Settings) -> UnixClient {
         UnixClient {
-            stream,
-            framer: Framer::new(settings.max_message_bytes),
+            conn: QmpConn {
+                io: Upstream::Unix(stream),
+                framer: Framer::new(settings.max_message_bytes),
+            },
             out: Vec::new(),
             send_timeout: settings.send_timeout,
             idle_timeout: settings.idle_timeout,
@@ -113,7 +116,7 @@ impl UnixClient {
 impl Client for UnixClient {
     async fn recv(&mut self) -> Result<Result<String, Denied>, Ending> {
         loop {
-            match self.framer.next_message() {
+            match self.conn.framer.next_message() {
                 Ok(Some(text)) => {
                     self.last_frame = Instant::now();
                     return Ok(Ok(text));
@@ -133,24 +136,14 @@ impl Client for UnixClient {
                     ));
                 }
             }
-            let idle = async {
-                match self.idle_timeout {
-                    Some(t) => tokio::time::sleep_until((self.last_frame + t).into()).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
-                _ = idle => return Err(closed(close_code::GOING_AWAY, "idle (--idle-timeout)")),
-                r = self.stream.readable() => {
-                    if r.is_err() {
-                        return Err(Ending::ClientLeft);
-                    }
-                    let mut buf = [0u8; 16 * 1024];
-                    match self.stream.try_read(&mut buf) {
-                        Ok(0) => return Err(Ending::ClientLeft),
-                        Ok(n) => self.framer.push(&buf[..n]),
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(_) => return Err(Ending::ClientLeft),
+                _ = idle_deadline(self.idle_timeout, self.last_frame) => {
+                    return Err(closed(close_code::GOING_AWAY, "idle (--idle-timeout)"))
+                }
+                r = self.conn.io.readable() => {
+                    match r.and_then(|()| self.conn.read_available()) {
+                        Ok(Read::Data | Read::Nothing) => {}
+                        Ok(Read::Eof) | Err(_) => return Err(Ending::ClientLeft),
                     }
                 }
             }
@@ -165,7 +158,7 @@ impl Client for UnixClient {
 
     async fn flush(&mut self) -> Result<(), Ending> {
         let out = std::mem::take(&mut self.out);
-        match tokio::time::timeout(self.send_timeout, self.stream.write_all(&out)).await {
+        match tokio::time::timeout(self.send_timeout, self.conn.io.write_all(&out)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Ending::ClientLeft),
             Err(_) => Err(closed(
@@ -179,6 +172,6 @@ impl Client for UnixClient {
     }
 
     async fn close(&mut self, _ending: &Ending) {
-        let _ = self.stream.shutdown().await;
+        self.conn.io.shutdown().await;
     }
 }

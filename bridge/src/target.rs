@@ -118,6 +118,14 @@ impl Upstream {
         }
     }
 
+    /// Closes the writing half (the peer reads end of file).
+    pub async fn shutdown(&mut self) {
+        let _ = match self {
+            Upstream::Unix(s) => s.shutdown().await,
+            Upstream::Tcp(s) => s.shutdown().await,
+        };
+    }
+
     /// Writes all of `bytes`.
     pub async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         match self {
