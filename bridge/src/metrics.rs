@@ -45,91 +45,86 @@ fn escape(label: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Renders every VM's counters.
-pub fn render<'a>(vms: impl Iterator<Item = (&'a str, &'a VmMetrics)> + Clone) -> String {
-    let mut out = String::new();
-    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let _ = writeln!(out, "# HELP qmp_bridge_sessions Client sessions open now.");
-    let _ = writeln!(out, "# TYPE qmp_bridge_sessions gauge");
-    for (vm, m) in vms.clone() {
-        let _ = writeln!(
-            out,
-            "qmp_bridge_sessions{{vm=\"{}\"}} {}",
-            escape(vm),
-            m.sessions.load(Ordering::Relaxed)
-        );
+/// Writes one metric family: its help and type lines, then one sample per
+/// `(name suffix and labels, value)`, e.g. `("{vm=\"a\"}", "3")` or
+/// `("_bucket{vm=\"a\",le=\"0.1\"}", "2")`.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: Vec<(String, String)>) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (series, value) in samples {
+        let _ = writeln!(out, "{name}{series} {value}");
     }
-    let _ = writeln!(
-        out,
-        "# HELP qmp_bridge_commands_total Commands from clients, by outcome."
+}
+
+/// Renders every VM's counters.
+pub fn render<'a>(vms: impl Iterator<Item = (&'a str, &'a VmMetrics)>) -> String {
+    let vms: Vec<(String, &VmMetrics)> = vms.map(|(vm, m)| (escape(vm), m)).collect();
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
+    let per_vm = |value: &dyn Fn(&VmMetrics) -> String| -> Vec<(String, String)> {
+        vms.iter()
+            .map(|(vm, m)| (format!("{{vm=\"{vm}\"}}"), value(m)))
+            .collect()
+    };
+    let mut out = String::new();
+    family(
+        &mut out,
+        "qmp_bridge_sessions",
+        "gauge",
+        "Client sessions open now.",
+        per_vm(&|m| m.sessions.load(Ordering::Relaxed).to_string()),
     );
-    let _ = writeln!(out, "# TYPE qmp_bridge_commands_total counter");
-    for (vm, m) in vms.clone() {
-        let vm = escape(vm);
+    let mut commands = Vec::new();
+    for (vm, m) in &vms {
         for (outcome, n) in [
             ("ok", &m.commands_ok),
             ("error", &m.commands_error),
             ("refused", &m.commands_refused),
         ] {
-            let _ = writeln!(
-                out,
-                "qmp_bridge_commands_total{{vm=\"{vm}\",outcome=\"{outcome}\"}} {}",
-                load(n)
-            );
+            commands.push((format!("{{vm=\"{vm}\",outcome=\"{outcome}\"}}"), load(n)));
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP qmp_bridge_events_total QEMU events relayed to clients."
+    family(
+        &mut out,
+        "qmp_bridge_commands_total",
+        "counter",
+        "Commands from clients, by outcome.",
+        commands,
     );
-    let _ = writeln!(out, "# TYPE qmp_bridge_events_total counter");
-    for (vm, m) in vms.clone() {
-        let _ = writeln!(
-            out,
-            "qmp_bridge_events_total{{vm=\"{}\"}} {}",
-            escape(vm),
-            load(&m.events)
-        );
-    }
-    let _ = writeln!(out, "# HELP qmp_bridge_upstream_reconnects_total Times the QMP connection was lost and reopened.");
-    let _ = writeln!(out, "# TYPE qmp_bridge_upstream_reconnects_total counter");
-    for (vm, m) in vms.clone() {
-        let _ = writeln!(
-            out,
-            "qmp_bridge_upstream_reconnects_total{{vm=\"{}\"}} {}",
-            escape(vm),
-            load(&m.reconnects)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP qmp_bridge_command_seconds Command round trip through QEMU."
+    family(
+        &mut out,
+        "qmp_bridge_events_total",
+        "counter",
+        "QEMU events relayed to clients.",
+        per_vm(&|m| load(&m.events)),
     );
-    let _ = writeln!(out, "# TYPE qmp_bridge_command_seconds histogram");
-    for (vm, m) in vms {
-        let vm = escape(vm);
+    family(
+        &mut out,
+        "qmp_bridge_upstream_reconnects_total",
+        "counter",
+        "Times the QMP connection was lost and reopened.",
+        per_vm(&|m| load(&m.reconnects)),
+    );
+    let mut histogram = Vec::new();
+    for (vm, m) in &vms {
         for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&m.latency_buckets) {
-            let _ = writeln!(
-                out,
-                "qmp_bridge_command_seconds_bucket{{vm=\"{vm}\",le=\"{bound}\"}} {}",
-                load(bucket)
-            );
+            histogram.push((
+                format!("_bucket{{vm=\"{vm}\",le=\"{bound}\"}}"),
+                load(bucket),
+            ));
         }
         let count = load(&m.latency_count);
-        let _ = writeln!(
-            out,
-            "qmp_bridge_command_seconds_bucket{{vm=\"{vm}\",le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "qmp_bridge_command_seconds_sum{{vm=\"{vm}\"}} {}",
-            load(&m.latency_sum_us) as f64 / 1e6
-        );
-        let _ = writeln!(
-            out,
-            "qmp_bridge_command_seconds_count{{vm=\"{vm}\"}} {count}"
-        );
+        let sum = m.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        histogram.push((format!("_bucket{{vm=\"{vm}\",le=\"+Inf\"}}"), count.clone()));
+        histogram.push((format!("_sum{{vm=\"{vm}\"}}"), sum.to_string()));
+        histogram.push((format!("_count{{vm=\"{vm}\"}}"), count));
     }
+    family(
+        &mut out,
+        "qmp_bridge_command_seconds",
+        "histogram",
+        "Command round trip through QEMU.",
+        histogram,
+    );
     out
 }
 
