@@ -85,20 +85,6 @@ impl Upstate {
     }
 }
 
-/// Events after which the VM's run state is asked for again.
-const STATE_EVENTS: &[&str] = &[
-    "STOP",
-    "RESUME",
-    "SHUTDOWN",
-    "RESET",
-    "SUSPEND",
-    "SUSPEND_DISK",
-    "WAKEUP",
-    "POWERDOWN",
-    "GUEST_PANICKED",
-    "GUEST_CRASHLOADED",
-    "JOB_STATUS_CHANGE",
-];
 const STATUS_ID: &str = "qmp-bridge-status";
 
 /// What a client sends the actor.
@@ -534,7 +520,7 @@ impl Up<'_> {
                 self.metrics.events.fetch_add(1, Ordering::Relaxed);
                 if envelope
                     .event_name()
-                    .is_some_and(|n| STATE_EVENTS.contains(&n.as_str()))
+                    .is_some_and(|n| qmp::message::RUN_STATE_EVENTS.contains(&n.as_str()))
                 {
                     self.status_wanted = true;
                 }

@@ -221,6 +221,22 @@ pub fn outline(text: &str) -> Result<Outline, MessageError> {
     })
 }
 
+/// Events after which a VM's run state (`query-status`) may have changed: clients that
+/// show it ask QEMU again.
+pub const RUN_STATE_EVENTS: &[&str] = &[
+    "STOP",
+    "RESUME",
+    "SHUTDOWN",
+    "RESET",
+    "SUSPEND",
+    "SUSPEND_DISK",
+    "WAKEUP",
+    "POWERDOWN",
+    "GUEST_PANICKED",
+    "GUEST_CRASHLOADED",
+    "JOB_STATUS_CHANGE",
+];
+
 /// A server message with its top-level members kept as raw JSON, so its `id` can be
 /// rewritten without parsing (or re-serialising) a 200 KB `return`.
 #[derive(Debug, Clone)]

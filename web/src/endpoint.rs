@@ -39,7 +39,8 @@ fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
-fn percent_encode(s: &str) -> String {
+/// `s` percent-encoded for a URL path segment or query value.
+pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -66,6 +67,11 @@ pub fn page_location(path: &str) -> (String, Option<String>) {
     }
     let folder = path.rfind('/').map_or("/", |i| &path[..=i]);
     (folder.to_owned(), None)
+}
+
+/// The path of VM `name`'s console, for a page in `folder` (`/` or a proxy's prefix).
+pub fn vm_page_path(folder: &str, name: &str) -> String {
+    format!("{folder}vm/{}", percent_encode(name))
 }
 
 /// The websocket URL for a page at `protocol//host` + `path` with query `search`.
@@ -121,6 +127,20 @@ mod tests {
         assert_eq!(
             websocket_url("http:", "h:1", "/", "?token=a%2Bb+c&y"),
             "ws://h:1/ws?token=a%2Bb%20c"
+        );
+    }
+
+    #[test]
+    fn vm_names_survive_the_round_trip() {
+        let path = vm_page_path("/", "web 1#a?b%");
+        assert_eq!(path, "/vm/web%201%23a%3Fb%25");
+        assert_eq!(
+            page_location(&path),
+            ("/".to_owned(), Some("web 1#a?b%".to_owned()))
+        );
+        assert_eq!(
+            websocket_url("http:", "h:1", &path, ""),
+            "ws://h:1/ws/web%201%23a%3Fb%25"
         );
     }
 

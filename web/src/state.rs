@@ -99,11 +99,9 @@ impl Request {
         match self {
             Request::Command { name, .. } => name.clone(),
             Request::Hmp(line) => format!("hmp: {line}"),
-            Request::Raw(text) => match serde_json::from_str::<Value>(text) {
-                Ok(v) => v
-                    .get("execute")
-                    .or_else(|| v.get("exec-oob"))
-                    .and_then(Value::as_str)
+            Request::Raw(text) => match qmp::parse_client_frame(text) {
+                Ok(frame) => frame
+                    .command()
                     .map_or_else(|| "raw".to_owned(), |n| format!("raw: {n}")),
                 Err(_) => "raw".to_owned(),
             },
@@ -296,9 +294,9 @@ impl Console {
                 (text, Some(id))
             }
             Request::Raw(text) => {
-                let id = match serde_json::from_str::<Value>(text) {
-                    Ok(v) => v.get("id").cloned(),
-                    Err(_) => qmp::inbound::salvage_id(text),
+                let id = match qmp::parse_client_frame(text) {
+                    Ok(frame) => frame.id().cloned(),
+                    Err(rejection) => rejection.id,
                 };
                 (text.clone(), id)
             }
@@ -382,16 +380,18 @@ impl Console {
                 Vec::new()
             }
             Message::Event(event) => {
+                if !qmp::message::RUN_STATE_EVENTS.contains(&event.name.as_str()) {
+                    self.events.push(event, text);
+                    return Vec::new();
+                }
+                // show the likely state at once; QEMU's own word follows
                 let status = match event.name.as_str() {
                     "STOP" => Some("paused"),
                     "RESUME" | "WAKEUP" => Some("running"),
                     "SHUTDOWN" => Some("shutdown"),
                     "SUSPEND" => Some("suspended"),
-                    "RESET" => None,
-                    _ => {
-                        self.events.push(event, text);
-                        return Vec::new();
-                    }
+                    "GUEST_PANICKED" => Some("guest-panicked"),
+                    _ => None,
                 };
                 if let Some(s) = status {
                     self.vm_status = Some(s.to_owned());

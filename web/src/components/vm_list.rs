@@ -138,7 +138,7 @@ fn row(props: &RowProps) -> Html {
             let url = crate::endpoint::websocket_url(
                 &protocol,
                 &host,
-                &format!("{folder}vm/{name}"),
+                &crate::endpoint::vm_page_path(&folder, &name),
                 &search,
             );
             let shot = RefCell::new(OneShot::new(action.command()));
@@ -166,7 +166,11 @@ fn row(props: &RowProps) -> Html {
             }
         })
     };
-    let href = format!("{}vm/{}{}", props.folder, vm.name, props.search);
+    let href = format!(
+        "{}{}",
+        crate::endpoint::vm_page_path(&props.folder, &vm.name),
+        props.search
+    );
     let buttons = RowAction::ALL.iter().map(|&action| {
         let (run, confirming) = (run.clone(), confirming.clone());
         let onclick = Callback::from(move |_| {
