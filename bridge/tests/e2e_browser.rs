@@ -7,7 +7,7 @@ use std::time::Duration;
 use testkit::{BridgeProcess, Browser, Qemu};
 
 fn qemu_version() -> String {
-    let out = std::process::Command::new("qemu-system-x86_64")
+    let out = std::process::Command::new(testkit::qemu::binary())
         .arg("--version")
         .output()
         .expect("qemu-system-x86_64 runs");

@@ -51,10 +51,7 @@ impl PeerConn {
     /// Answers every command with `{"return": {}, "id": <its id>}` until EOF.
     pub async fn echo_returns(&mut self) -> Result<()> {
         while let Some(cmd) = self.recv().await? {
-            let mut reply = serde_json::json!({ "return": {} });
-            if let Some(id) = cmd.get("id") {
-                reply["id"] = id.clone();
-            }
+            let reply = qmp::message::command_reply(cmd.get("id"));
             self.send(format!("{reply}\r\n").as_bytes()).await?;
         }
         Ok(())

@@ -144,11 +144,6 @@ impl BridgeProcess {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
-
-    /// True while the process runs.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
 }
 
 impl Drop for BridgeProcess {

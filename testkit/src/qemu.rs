@@ -9,6 +9,11 @@ use std::time::Duration;
 
 use crate::{wait_until, Result, TempDir};
 
+/// The QEMU the harness runs: `$QEMU`, or `qemu-system-x86_64`.
+pub fn binary() -> String {
+    std::env::var("QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into())
+}
+
 #[derive(Debug)]
 pub struct Qemu {
     child: Child,
@@ -40,7 +45,7 @@ impl Qemu {
             "chardev=qmp,mode=control,pretty={}",
             if pretty { "on" } else { "off" }
         );
-        let binary = std::env::var("QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
+        let binary = binary();
         let mut child = Command::new(&binary)
             .args([
                 "-machine",

@@ -30,11 +30,8 @@ pub trait QmpClient {
 
     /// Sends a command and returns the reply carrying `id`.
     async fn execute(&mut self, name: &str, args: Option<Value>, id: Value) -> Result<Value> {
-        let mut cmd = json!({ "execute": name, "id": id });
-        if let Some(args) = args {
-            cmd["arguments"] = args;
-        }
-        self.send_text(&cmd.to_string()).await?;
+        let cmd = qmp::message::command(name, args, Some(id.clone()));
+        self.send_text(&cmd).await?;
         self.reply_to(&id).await
     }
 
