@@ -73,57 +73,6 @@ pub fn parse_listing(body: &str) -> Result<Listing, String> {
     })
 }
 
-/// A quick action from the list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowAction {
-    Pause,
-    Resume,
-    Reset,
-    PowerDown,
-}
-
-impl RowAction {
-    pub const ALL: [RowAction; 4] = [
-        RowAction::Pause,
-        RowAction::Resume,
-        RowAction::Reset,
-        RowAction::PowerDown,
-    ];
-
-    pub fn command(self) -> &'static str {
-        match self {
-            RowAction::Pause => "stop",
-            RowAction::Resume => "cont",
-            RowAction::Reset => "system_reset",
-            RowAction::PowerDown => "system_powerdown",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            RowAction::Pause => "Pause",
-            RowAction::Resume => "Resume",
-            RowAction::Reset => "Reset",
-            RowAction::PowerDown => "Power down",
-        }
-    }
-
-    /// The `data-action` of its button.
-    pub fn key(self) -> &'static str {
-        match self {
-            RowAction::Pause => "pause",
-            RowAction::Resume => "resume",
-            RowAction::Reset => "reset",
-            RowAction::PowerDown => "powerdown",
-        }
-    }
-
-    /// Asks first.
-    pub fn destructive(self) -> bool {
-        matches!(self, RowAction::Reset | RowAction::PowerDown)
-    }
-}
-
 const CAPS_ID: &str = "qmp-console-list-caps";
 const COMMAND_ID: &str = "qmp-console-list-action";
 

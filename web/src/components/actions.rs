@@ -22,6 +22,25 @@ impl QuickAction {
         QuickAction::Quit,
     ];
 
+    /// The ones each row of the VM list offers.
+    pub const ROW: [QuickAction; 4] = [
+        QuickAction::Pause,
+        QuickAction::Resume,
+        QuickAction::Reset,
+        QuickAction::PowerDown,
+    ];
+
+    /// A stable name for page hooks (`data-action`).
+    pub fn key(self) -> &'static str {
+        match self {
+            QuickAction::Pause => "pause",
+            QuickAction::Resume => "resume",
+            QuickAction::Reset => "reset",
+            QuickAction::PowerDown => "powerdown",
+            QuickAction::Quit => "quit",
+        }
+    }
+
     /// The QMP command it sends.
     pub fn command(self) -> &'static str {
         match self {

@@ -6,7 +6,8 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
-use crate::fleet::{parse_listing, Listing, OneShot, RowAction, VmRow};
+use crate::components::QuickAction;
+use crate::fleet::{parse_listing, Listing, OneShot, VmRow};
 use crate::socket::Socket;
 
 /// How often the list is refreshed.
@@ -124,7 +125,7 @@ struct RowProps {
 #[function_component(Row)]
 fn row(props: &RowProps) -> Html {
     let vm = &props.vm;
-    let confirming = use_state(|| None::<RowAction>);
+    let confirming = use_state(|| None::<QuickAction>);
     let result = use_state(|| None::<Result<String, String>>);
     // the quick action's socket, while one runs
     let socket: Rc<RefCell<Option<Socket>>> = use_mut_ref(|| None);
@@ -132,7 +133,7 @@ fn row(props: &RowProps) -> Html {
     let run = {
         let (result, socket, confirming) = (result.clone(), socket.clone(), confirming.clone());
         let name = vm.name.clone();
-        Callback::from(move |action: RowAction| {
+        Callback::from(move |action: QuickAction| {
             confirming.set(None);
             let (protocol, host, folder, search) = here();
             let url = crate::endpoint::websocket_url(
@@ -171,7 +172,7 @@ fn row(props: &RowProps) -> Html {
         crate::endpoint::vm_page_path(&props.folder, &vm.name),
         props.search
     );
-    let buttons = RowAction::ALL.iter().map(|&action| {
+    let buttons = QuickAction::ROW.iter().map(|&action| {
         let (run, confirming) = (run.clone(), confirming.clone());
         let onclick = Callback::from(move |_| {
             if action.destructive() {
