@@ -97,6 +97,10 @@ pub struct App {
     refused: Option<AttrValue>,
     /// The resolved argument type of the command named in the form.
     args_type: Option<(String, TypeRef)>,
+    /// What pressing Send would do, and the name completions: derived from the form and
+    /// the schema, recomputed when either changes (not at every render).
+    check: Check,
+    completions: Vec<AttrValue>,
     confirming: Option<QuickAction>,
     event_filter: String,
     /// Reconnect automatically after a close (off after Disconnect).
@@ -203,8 +207,7 @@ impl App {
     }
 
     fn send_form(&mut self, anyway: bool) {
-        let schema = self.console.schema.clone();
-        match self.form.check(schema.as_deref()) {
+        match self.check.clone() {
             Check::Empty => self.refused = Some("not sent: nothing to send".into()),
             Check::Syntax(e) => {
                 self.refused = Some(format!("not sent: the arguments are not JSON ({e})").into())
@@ -217,6 +220,21 @@ impl App {
             }
             Check::Request { request, .. } => self.dispatch(request),
         }
+    }
+
+    /// Recomputes what the form shows from the form and the schema.
+    fn refresh_form(&mut self) {
+        let schema = self.console.schema.clone();
+        self.check = self.form.check(schema.as_deref());
+        self.completions = match (schema.as_deref(), self.form.mode) {
+            (Some(s), editor::Mode::Json) if !self.form.name.trim().is_empty() => s
+                .completions(&self.form.name, COMPLETIONS)
+                .into_iter()
+                .map(|n| AttrValue::from(n.to_owned()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        self.refresh_args_type();
     }
 
     /// Keeps `args_type` in step with the command named in the form.
@@ -276,7 +294,7 @@ impl App {
             FormMsg::Clear => form.clear(),
             FormMsg::Send(anyway) => self.send_form(anyway),
         }
-        self.refresh_args_type();
+        self.refresh_form();
     }
 
     fn export_events(&mut self) {
@@ -341,6 +359,8 @@ impl Component for App {
             },
             refused: None,
             args_type: None,
+            check: Check::Empty,
+            completions: Vec::new(),
             confirming: None,
             event_filter: String::new(),
             auto: true,
@@ -366,13 +386,21 @@ impl Component for App {
         match msg {
             Msg::Socket(Input::Closed { code, reason }) => self.on_closed(ctx, code, reason),
             Msg::Socket(input) => {
+                let schema_before = self.console.schema.clone();
                 let frames = self.console.handle(input);
                 self.transmit(frames);
                 if self.console.is_ready() {
                     self.attempt = 0;
                 }
-                if self.args_type.is_none() {
-                    self.refresh_args_type();
+                let same_schema = match (&schema_before, &self.console.schema) {
+                    (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if !same_schema {
+                    // a (new) QEMU's schema: everything read from the old one goes
+                    self.args_type = None;
+                    self.refresh_form();
                 }
             }
             Msg::Form(m) => self.form_msg(m),
@@ -422,7 +450,7 @@ impl Component for App {
             Msg::Rerun(r) => self.dispatch(r),
             Msg::Edit(r) => {
                 self.form.load(&r);
-                self.refresh_args_type();
+                self.refresh_form();
             }
             Msg::Copy(text) => {
                 copy_to_clipboard(text, ctx.link().callback(Msg::Notice));
@@ -444,15 +472,8 @@ impl Component for App {
         let c = &self.console;
         let l = &self.links;
         let schema = c.schema.as_deref();
-        let check = self.form.check(schema);
-        let completions = match (schema, self.form.mode) {
-            (Some(s), editor::Mode::Json) if !self.form.name.trim().is_empty() => s
-                .completions(&self.form.name, COMPLETIONS)
-                .into_iter()
-                .map(|n| AttrValue::from(n.to_owned()))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let check = self.check.clone();
+        let completions = self.completions.clone();
         let shown: Vec<EventRef> = c
             .events
             .shown(&self.event_filter)

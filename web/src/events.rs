@@ -102,11 +102,18 @@ impl EventLog {
     /// matches all), oldest first.
     pub fn shown(&self, filter: &str) -> Vec<Rc<EventRecord>> {
         let filter = filter.trim().to_ascii_uppercase();
+        // match the filter against the few distinct names, not every event
+        let names: Vec<&str> = self
+            .counts
+            .keys()
+            .filter(|n| n.to_ascii_uppercase().contains(&filter))
+            .map(|n| &**n)
+            .collect();
         let mut out: Vec<Rc<EventRecord>> = self
             .all
             .iter()
             .rev()
-            .filter(|e| filter.is_empty() || e.name.to_ascii_uppercase().contains(&filter))
+            .filter(|e| filter.is_empty() || names.contains(&&*e.name))
             .take(SHOWN)
             .cloned()
             .collect();
