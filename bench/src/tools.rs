@@ -131,18 +131,6 @@ impl std::fmt::Debug for Relay {
     }
 }
 
-/// `?token=...` from a printed page URL, or "".
-pub fn token_query(page_url: &str) -> String {
-    page_url
-        .split_once('?')
-        .map(|(_, q)| q)
-        .unwrap_or("")
-        .split('&')
-        .find(|kv| kv.starts_with("token="))
-        .map(|kv| format!("?{kv}"))
-        .unwrap_or_default()
-}
-
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -200,7 +188,7 @@ impl Relay {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 let bridge = BridgeProcess::start(&programs.bridge, &args)?;
                 // From the printed URL, so it works with and without token auth.
-                let url = format!("ws://{}/ws{}", bridge.addr, token_query(&bridge.url));
+                let url = bridge.ws_url();
                 let page = bridge.url.clone();
                 (
                     Endpoint::Ws {
@@ -296,16 +284,6 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_from_printed_url() {
-        assert_eq!(token_query("http://127.0.0.1:8780/"), "");
-        assert_eq!(
-            token_query("http://127.0.0.1:8780/?token=abc123"),
-            "?token=abc123"
-        );
-        assert_eq!(token_query("http://h:1/?ws=x&token=t0k"), "?token=t0k");
-    }
 
     #[test]
     fn vm_rss_in_bytes() {

@@ -141,8 +141,7 @@ async fn sigterm_closes_sessions_with_1001_and_exits_zero() -> testkit::Result<(
         Path::new(BIN),
         &["--qmp", &qemu.target(), "--listen", "127.0.0.1:0"],
     )?;
-    let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
-    ws.handshake().await?;
+    let mut ws = QmpWs::open(&bridge.ws_url()).await?;
     ws.execute("query-status", None, serde_json::json!(1))
         .await?;
     ws.send_text("oops").await?;
@@ -182,8 +181,7 @@ async fn verbose_logs_every_message() -> testkit::Result<()> {
         Path::new(BIN),
         &["--qmp", &qemu.target(), "--listen", "127.0.0.1:0", "-v"],
     )?;
-    let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
-    ws.handshake().await?;
+    let mut ws = QmpWs::open(&bridge.ws_url()).await?;
     ws.execute("query-status", None, serde_json::json!("probe-42"))
         .await?;
     testkit::wait_until(Duration::from_secs(5), "the message in the log", || {
@@ -204,8 +202,7 @@ async fn printed_url_carries_a_token_that_is_never_logged() -> testkit::Result<(
     assert_eq!(token.len(), 64);
     let bare = format!("ws://{}/ws", bridge.addr);
     assert_eq!(testkit::ws::upgrade_status(&bare, &[]).await?, 401);
-    let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
-    ws.handshake().await?;
+    let mut ws = QmpWs::open(&bridge.ws_url()).await?;
     ws.execute("query-status", None, serde_json::json!(1))
         .await?;
     let log = bridge.log();

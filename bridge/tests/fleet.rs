@@ -204,10 +204,8 @@ async fn a_single_target_keeps_ws_and_reports_single_mode() -> testkit::Result<(
     let addr = bridge.addr.to_string();
     let list = until(&addr, "the VM up", |l| state(l, "test-vm") == Some("up")).await?;
     assert_eq!(list["mode"], "single");
-    let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
-    ws.handshake().await?;
-    let mut named = QmpWs::connect(&format!("ws://{addr}/ws/test-vm")).await?;
-    named.handshake().await?;
+    let _ws = QmpWs::open(&bridge.ws_url()).await?;
+    let _named = QmpWs::open(&format!("ws://{addr}/ws/test-vm")).await?;
     assert_eq!(http::get(&addr, "/vm/test-vm", &[])?.status, 200);
     Ok(())
 }

@@ -183,8 +183,7 @@ async fn greeting_timing_decides_busy() -> testkit::Result<()> {
     let mut s = common::settings(&slow.target());
     s.greeting_timeout = Duration::from_secs(1);
     let bridge = common::start(s.clone()).await;
-    let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
-    ws.handshake().await?;
+    let _ws = QmpWs::open(&bridge.ws_url()).await?;
 
     s.target = mute.target().parse()?;
     let bridge = common::start(s).await;

@@ -39,8 +39,7 @@ async fn handshake_status_and_stop_cont_events() -> testkit::Result<()> {
 async fn schema_reply_arrives_as_one_frame() -> testkit::Result<()> {
     let qemu = Qemu::start()?;
     let bridge = common::start(common::settings(&qemu.target())).await;
-    let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
-    ws.handshake().await?;
+    let mut ws = QmpWs::open(&bridge.ws_url()).await?;
     ws.send_text(r#"{"execute": "query-qmp-schema", "id": "schema"}"#)
         .await?;
     let testkit::ws::Incoming::Text(frame) = ws.recv().await? else {
@@ -67,8 +66,7 @@ async fn schema_reply_arrives_as_one_frame() -> testkit::Result<()> {
 async fn quit_delivers_reply_and_shutdown_before_the_close() -> testkit::Result<()> {
     let mut qemu = Qemu::start()?;
     let bridge = common::start(common::settings(&qemu.target())).await;
-    let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
-    ws.handshake().await?;
+    let mut ws = QmpWs::open(&bridge.ws_url()).await?;
     ws.send_text(r#"{"execute": "quit", "id": "bye"}"#).await?;
     let (texts, code, reason) = ws.until_close().await?;
     let msgs: Vec<Value> = texts
@@ -95,8 +93,7 @@ async fn second_client_is_told_the_monitor_is_busy_then_gets_it() -> testkit::Re
     settings.greeting_timeout = Duration::from_millis(1000);
     let bridge = common::start(settings).await;
 
-    let mut first = QmpWs::connect(&bridge.ws_url()).await?;
-    first.handshake().await?;
+    let mut first = QmpWs::open(&bridge.ws_url()).await?;
     let mut second = QmpWs::connect(&bridge.ws_url()).await?;
     let (texts, code, reason) = second.until_close().await?;
     assert!(texts.is_empty(), "{texts:?}");
@@ -130,8 +127,7 @@ async fn second_client_is_told_the_monitor_is_busy_then_gets_it() -> testkit::Re
 async fn bad_frames_get_qmp_errors_and_the_session_goes_on() -> testkit::Result<()> {
     let qemu = Qemu::start()?;
     let bridge = common::start(common::settings(&qemu.target())).await;
-    let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
-    ws.handshake().await?;
+    let mut ws = QmpWs::open(&bridge.ws_url()).await?;
 
     ws.send_text(r#"{"id": "half", "execute": "query-sta"#)
         .await?;
@@ -170,8 +166,7 @@ async fn pretty_printing_monitor_works() -> testkit::Result<()> {
     let socket = dir.path().join("qmp.sock");
     let qemu = Qemu::start_at(&socket, true)?;
     let bridge = common::start(common::settings(&qemu.target())).await;
-    let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
-    ws.handshake().await?;
+    let mut ws = QmpWs::open(&bridge.ws_url()).await?;
     ws.send_text(r#"{"execute": "query-status", "id": 1}"#)
         .await?;
     let testkit::ws::Incoming::Text(frame) = ws.recv().await? else {

@@ -90,8 +90,7 @@ async fn read_only_refuses_stop_and_hidden_transaction_actions() -> testkit::Res
     };
     settings.audit = Some(Arc::new(AuditLog::open(&audit_path)?));
     let bridge = common::start(settings).await;
-    let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
-    ws.handshake().await?;
+    let mut ws = QmpWs::open(&bridge.ws_url()).await?;
 
     let refused = ws.execute("stop", None, json!("s1")).await?;
     assert_eq!(refused["id"], "s1");
@@ -167,8 +166,7 @@ async fn deny_reaches_into_transactions() -> testkit::Result<()> {
         ..Policy::default()
     };
     let bridge = common::start(settings).await;
-    let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
-    ws.handshake().await?;
+    let mut ws = QmpWs::open(&bridge.ws_url()).await?;
     let actions = json!({"actions": [
         {"type": "abort", "data": {}},
         {"type": "blockdev-snapshot-sync", "data": {"device": "x", "snapshot-file": "/tmp/y"}}]});
@@ -198,8 +196,7 @@ async fn deny_reaches_into_transactions() -> testkit::Result<()> {
 async fn ten_thousand_garbage_frames_then_a_command() -> testkit::Result<()> {
     let qemu = Qemu::start()?;
     let bridge = common::start(common::settings(&qemu.target())).await;
-    let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
-    ws.handshake().await?;
+    let mut ws = QmpWs::open(&bridge.ws_url()).await?;
     for i in 0..10_000 {
         let junk = match i % 4 {
             0 => format!("garbage {i}"),

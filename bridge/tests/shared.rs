@@ -177,8 +177,7 @@ async fn qemu_python_library_on_the_share_socket_beside_a_browser() -> testkit::
     let dir = TempDir::new("pyshare")?;
     let share = dir.path().join("shared.sock");
     let bridge = shared_bridge(&qemu.target(), Some(&share)).await;
-    let mut browser = QmpWs::connect(&bridge.ws_url()).await?;
-    browser.handshake().await?;
+    let mut browser = QmpWs::open(&bridge.ws_url()).await?;
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/share_client.py");
     let mut child = tokio::process::Command::new(&python)
@@ -210,8 +209,7 @@ async fn qemu_restarts_are_survived_without_restarting_the_bridge() -> testkit::
     let mut qemu = Qemu::start_at(&socket, false)?;
     let target = format!("unix:{}", socket.display());
     let bridge = shared_bridge(&target, None).await;
-    let mut before = QmpWs::connect(&bridge.ws_url()).await?;
-    before.handshake().await?;
+    let mut before = QmpWs::open(&bridge.ws_url()).await?;
 
     qemu.kill();
     let (_, code, reason) = before.until_close().await?;
@@ -276,10 +274,8 @@ async fn scripted_qemu(delay: Duration) -> testkit::Result<FakePeer> {
 async fn a_stalled_client_does_not_hold_up_the_fan_out() -> testkit::Result<()> {
     let peer = scripted_qemu(Duration::ZERO).await?;
     let bridge = shared_bridge(&peer.target(), None).await;
-    let mut stalled = QmpWs::connect(&bridge.ws_url()).await?;
-    stalled.handshake().await?;
-    let mut fast = QmpWs::connect(&bridge.ws_url()).await?;
-    fast.handshake().await?;
+    let mut stalled = QmpWs::open(&bridge.ws_url()).await?;
+    let mut fast = QmpWs::open(&bridge.ws_url()).await?;
 
     let started = std::time::Instant::now();
     fast.execute("flood", None, json!("f")).await?;
@@ -333,10 +329,8 @@ async fn a_stalled_client_does_not_hold_up_the_fan_out() -> testkit::Result<()> 
 async fn a_flooding_client_does_not_starve_another() -> testkit::Result<()> {
     let peer = scripted_qemu(Duration::from_millis(2)).await?;
     let bridge = shared_bridge(&peer.target(), None).await;
-    let mut flood = QmpWs::connect(&bridge.ws_url()).await?;
-    flood.handshake().await?;
-    let mut polite = QmpWs::connect(&bridge.ws_url()).await?;
-    polite.handshake().await?;
+    let mut flood = QmpWs::open(&bridge.ws_url()).await?;
+    let mut polite = QmpWs::open(&bridge.ws_url()).await?;
 
     const FLOOD: usize = 300;
     let answered = Arc::new(AtomicUsize::new(0));

@@ -81,6 +81,13 @@ impl std::fmt::Debug for QmpWs {
 }
 
 impl QmpWs {
+    /// Connects and completes the QMP handshake (greeting, `qmp_capabilities`).
+    pub async fn open(url: &str) -> Result<QmpWs> {
+        let mut ws = QmpWs::connect(url).await?;
+        ws.handshake().await?;
+        Ok(ws)
+    }
+
     pub async fn connect(url: &str) -> Result<QmpWs> {
         QmpWs::connect_with(url, &[]).await
     }
