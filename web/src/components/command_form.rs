@@ -213,16 +213,13 @@ pub struct ArgsViewProps {
 pub fn args_view(props: &ArgsViewProps) -> Html {
     match &*props.ty.0 {
         TypeNode::Object {
-            members,
-            tag,
-            variants,
+            members, variants, ..
         } if members.is_empty() && variants.is_empty() => {
-            let _ = tag;
             html! { <div class="args-view muted" data-testid="args-view">{ "no arguments" }</div> }
         }
-        node => html! {
+        _ => html! {
             <div class="args-view" data-testid="args-view">
-                <TypeView node={Rc::new(node.clone())} />
+                <TypeView node={props.ty.0.clone()} />
             </div>
         },
     }
