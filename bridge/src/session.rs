@@ -296,15 +296,21 @@ where
             last_frame: Instant::now(),
         }
     }
+}
 
-    fn too_slow(&self) -> Ending {
-        closed(
+/// Runs a delivery to a client within `limit`: a failed one means the client left, one
+/// that takes longer ends the session as too slow.
+pub(crate) async fn deliver_within<E>(
+    limit: Duration,
+    delivery: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), Ending> {
+    match tokio::time::timeout(limit, delivery).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Ending::ClientLeft),
+        Err(_) => Err(closed(
             close_code::POLICY,
-            format!(
-                "client too slow: a message waited over {:?} to be sent",
-                self.send_timeout
-            ),
-        )
+            format!("client too slow: a message waited over {limit:?} to be sent"),
+        )),
     }
 }
 
@@ -334,11 +340,7 @@ where
                             "client silent for {:?}: no reply to pings", self.last_heard.elapsed())));
                     }
                     let ping = self.tx.send(Message::Ping(Default::default()));
-                    match tokio::time::timeout(self.send_timeout, ping).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => return Err(Ending::ClientLeft),
-                        Err(_) => return Err(self.too_slow()),
-                    }
+                    deliver_within(self.send_timeout, ping).await?;
                 }
                 frame = self.rx.next() => {
                     self.last_heard = Instant::now();
@@ -367,20 +369,11 @@ where
 
     async fn feed(&mut self, text: String) -> Result<(), Ending> {
         let fut = self.tx.feed(Message::Text(text.into()));
-        match tokio::time::timeout(self.send_timeout, fut).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Ending::ClientLeft),
-            Err(_) => Err(self.too_slow()),
-        }
+        deliver_within(self.send_timeout, fut).await
     }
 
     async fn flush(&mut self) -> Result<(), Ending> {
-        let fut = self.tx.flush();
-        match tokio::time::timeout(self.send_timeout, fut).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Ending::ClientLeft),
-            Err(_) => Err(self.too_slow()),
-        }
+        deliver_within(self.send_timeout, self.tx.flush()).await
     }
 
     async fn close(&mut self, ending: &Ending) {

@@ -16,7 +16,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::fleet::Vm;
-use crate::session::{close_code, closed, idle_deadline, Client, Denied, Ending, Settings};
+use crate::session::{
+    close_code, closed, deliver_within, idle_deadline, Client, Denied, Ending, Settings,
+};
 use crate::target::Upstream;
 use crate::upstream::{QmpConn, Read};
 
@@ -158,17 +160,7 @@ impl Client for UnixClient {
 
     async fn flush(&mut self) -> Result<(), Ending> {
         let out = std::mem::take(&mut self.out);
-        match tokio::time::timeout(self.send_timeout, self.conn.io.write_all(&out)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Ending::ClientLeft),
-            Err(_) => Err(closed(
-                close_code::POLICY,
-                format!(
-                    "client too slow: a message waited over {:?} to be sent",
-                    self.send_timeout
-                ),
-            )),
-        }
+        deliver_within(self.send_timeout, self.conn.io.write_all(&out)).await
     }
 
     async fn close(&mut self, _ending: &Ending) {
