@@ -42,7 +42,6 @@ async fn page_performs_handshake_and_shows_the_greeting() -> testkit::Result<()>
         greeting.starts_with(&format!("QEMU {version}")),
         "greeting {greeting:?} does not show QEMU {version}"
     );
-    let errors = page.errors();
-    assert!(errors.is_empty(), "browser console errors: {errors:#?}");
+    page.assert_no_errors();
     Ok(())
 }

@@ -150,8 +150,7 @@ impl Session {
     }
 
     fn assert_no_errors(&self) {
-        let errors = self.page.errors();
-        assert!(errors.is_empty(), "browser console errors: {errors:#?}");
+        self.page.assert_no_errors();
     }
 }
 

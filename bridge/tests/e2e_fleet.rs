@@ -162,8 +162,7 @@ async fn the_vm_list_and_two_consoles_in_one_browser() -> testkit::Result<()> {
     assert_eq!(row_value(&list, "vm-a", "vm-state").await?, "up");
 
     for page in [&list, &console_a, &console_c] {
-        let errors = page.errors();
-        assert!(errors.is_empty(), "browser console errors: {errors:#?}");
+        page.assert_no_errors();
     }
     Ok(())
 }
@@ -236,8 +235,7 @@ async fn two_pages_and_a_qmp_tool_share_one_monitor() -> testkit::Result<()> {
         .await?;
     assert_eq!(on_two, 0, "page two shows page one's reply");
     for page in [&one, &two] {
-        let errors = page.errors();
-        assert!(errors.is_empty(), "browser console errors: {errors:#?}");
+        page.assert_no_errors();
     }
     Ok(())
 }

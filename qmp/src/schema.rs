@@ -287,7 +287,7 @@ impl fmt::Display for Problem {
 }
 
 /// The JSON kind of a value, for messages.
-pub fn json_kind(v: &Value) -> &'static str {
+fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "bool",
@@ -433,10 +433,6 @@ impl Schema {
         }
     }
 
-    pub fn entity(&self, name: &str) -> Option<&Entity> {
-        self.entities.get(name)
-    }
-
     /// Command names for what was typed: those starting with `typed` first (sorted), then
     /// those containing it (shortest first); at most `limit`.
     pub fn completions(&self, typed: &str, limit: usize) -> Vec<&str> {
@@ -477,7 +473,7 @@ impl Schema {
     }
 
     /// Resolves type `name` into a tree, cutting recursion.
-    pub fn resolve(&self, name: &str, stack: &mut Vec<String>) -> TypeNode {
+    fn resolve(&self, name: &str, stack: &mut Vec<String>) -> TypeNode {
         if stack.iter().any(|s| s == name) {
             return TypeNode::Recursive(name.to_owned());
         }

@@ -308,8 +308,9 @@ impl Page {
     /// Every CDP event this tab has received so far (`method` and `params`), in order;
     /// domains such as `Network` report only after their `*.enable` call.
     pub fn events(&self) -> Vec<Value> {
-        let Ok(events) = self.cdp.events.lock() else {
-            return Vec::new();
+        let events = match self.cdp.events.lock() {
+            Ok(events) => events,
+            Err(poisoned) => poisoned.into_inner(),
         };
         events
             .iter()
@@ -318,11 +319,16 @@ impl Page {
             .collect()
     }
 
+    /// Panics with the list when the tab logged any console error, uncaught exception or
+    /// error log entry.
+    #[track_caller]
+    pub fn assert_no_errors(&self) {
+        let errors = self.errors();
+        assert!(errors.is_empty(), "browser console errors: {errors:#?}");
+    }
+
     /// Every console error, uncaught exception and error log entry of this tab so far.
     pub fn errors(&self) -> Vec<String> {
-        if self.cdp.events.lock().is_err() {
-            return vec!["event log poisoned".into()];
-        }
         self.events()
             .iter()
             .filter_map(|e| {
