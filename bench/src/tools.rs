@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use testkit::{wait_until, BridgeProcess, Result};
+use testkit::{wait_for_child, BridgeProcess, Result};
 
 use crate::client::{Endpoint, Framing};
 
@@ -144,20 +144,10 @@ fn spawn_listening(mut command: Command, port: u16, what: &str) -> Result<Child>
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start {what}: {e}"))?;
-    let up = wait_until(Duration::from_secs(20), what, || {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(Err(format!("{what} exited: {status}")));
-        }
-        TcpStream::connect(("127.0.0.1", port)).ok().map(|_| Ok(()))
-    });
-    match up.and_then(|r| r.map_err(Into::into)) {
-        Ok(()) => Ok(child),
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(e)
-        }
-    }
+    wait_for_child(&mut child, Duration::from_secs(20), what, || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    })?;
+    Ok(child)
 }
 
 impl Relay {

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{wait_until, Result, TempDir};
+use crate::{wait_for_child, Result, TempDir};
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
 
@@ -95,24 +95,18 @@ impl Browser {
             .spawn()
             .map_err(|e| format!("cannot start {binary} (run ./scripts/setup): {e}"))?;
         let port_file = profile.path().join("DevToolsActivePort");
-        let found = wait_until(Duration::from_secs(30), "Chromium's DevTools port", || {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(Err(format!("Chromium exited early: {status}")));
-            }
-            let text = std::fs::read_to_string(&port_file).ok()?;
-            let mut lines = text.lines();
-            let port = lines.next()?.trim().to_owned();
-            let path = lines.next()?.trim().to_owned();
-            Some(Ok(format!("ws://127.0.0.1:{port}{path}")))
-        });
-        let url = match found.and_then(|r| r.map_err(Into::into)) {
-            Ok(url) => url,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e);
-            }
-        };
+        let url = wait_for_child(
+            &mut child,
+            Duration::from_secs(30),
+            "Chromium's DevTools port",
+            || {
+                let text = std::fs::read_to_string(&port_file).ok()?;
+                let mut lines = text.lines();
+                let port = lines.next()?.trim().to_owned();
+                let path = lines.next()?.trim().to_owned();
+                Some(format!("ws://127.0.0.1:{port}{path}"))
+            },
+        )?;
         let (ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
         let (mut sink, mut stream) = ws.split();
         let (out, mut out_rx) = mpsc::unbounded_channel::<String>();

@@ -36,6 +36,30 @@ pub use ws::QmpWs;
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Polls `probe` every 20 ms until `child` is ready (the probe returns `Some`). Fails,
+/// killing the child, when it exits first or `timeout` passes.
+pub fn wait_for_child<T>(
+    child: &mut std::process::Child,
+    timeout: std::time::Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Result<T> {
+    let ready = wait_until(timeout, what, || {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(Err(format!("{what}: the process exited early ({status})")));
+        }
+        probe().map(Ok)
+    });
+    match ready.and_then(|r| r.map_err(Into::into)) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
+    }
+}
+
 /// Polls `f` every 20 ms until it returns `Some`, or fails after `timeout`.
 pub fn wait_until<T>(
     timeout: std::time::Duration,

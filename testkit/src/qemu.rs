@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{wait_until, Result, TempDir};
+use crate::{wait_for_child, wait_until, Result, TempDir};
 
 /// The QEMU the harness runs: `$QEMU`, or `qemu-system-x86_64`.
 pub fn binary() -> String {
@@ -64,21 +64,14 @@ impl Qemu {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("cannot start {binary} (run ./scripts/setup): {e}"))?;
-        let ready = wait_until(Duration::from_secs(20), "QEMU's QMP socket", || {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(Err(format!("QEMU exited early: {status}")));
-            }
-            // the file appears at bind(), before listen(): connect to be sure (QEMU
-            // greets this probe, sees it leave, and serves the next client)
-            std::os::unix::net::UnixStream::connect(socket)
-                .ok()
-                .map(|_| Ok(()))
-        });
-        if let Err(e) = ready.and_then(|r| r.map_err(Into::into)) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
-        }
+        // the file appears at bind(), before listen(): connect to be sure (QEMU greets
+        // this probe, sees it leave, and serves the next client)
+        wait_for_child(
+            &mut child,
+            Duration::from_secs(20),
+            "QEMU's QMP socket",
+            || std::os::unix::net::UnixStream::connect(socket).ok(),
+        )?;
         Ok(Qemu {
             child,
             socket: socket.to_owned(),
