@@ -19,7 +19,8 @@
 //! - [`audit`]: `--audit-log`, one JSON line per command and its outcome.
 //! - [`tls`]: `--tls-cert`/`--tls-key` (rustls).
 //! - [`server`]: accepts connections (TLS, request timeout, client cap), routes
-//!   (`/`, `/vm/NAME`, `/ws`, `/ws/NAME`, `/api/vms`, `/metrics`, `/healthz`), and
+//!   (`/`, `/vm/NAME`, `/ws`, `/ws/NAME`, `/api/vms`, `/metrics`, `/healthz`), the
+//!   headers every response carries (no framing, no referrer, no sniffing), and
 //!   [`server::run`] with a shutdown future.
 //!
 //! The QMP model (framing, messages, frame checks) lives in the `qmp` crate, shared with

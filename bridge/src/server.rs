@@ -5,6 +5,12 @@
 //! may take to arrive (slowloris), and a cap on concurrent sessions. [`run`] serves until
 //! its `shutdown` future resolves, then closes every websocket with 1001 and returns once
 //! all sessions have ended, so tests and `main` stop it the same way.
+//!
+//! Every response, the UI's above all, says it may not be framed (`X-Frame-Options: DENY`,
+//! `Content-Security-Policy: frame-ancestors 'none'`), sends no referrer (the page's URL
+//! carries the token) and is not to be sniffed. A websocket request is checked for its
+//! token and Origin before anything else, so without the token every `/ws/NAME` is 401 (403
+//! from a foreign Origin), whether NAME exists or not.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,8 +18,10 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::extract::rejection::PathRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -219,7 +227,46 @@ fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(get(ui_file))
+        .layer(axum::middleware::map_response(protective_headers))
         .with_state(state)
+}
+
+/// What every response carries (the UI's pages and files above all): no framing by other
+/// sites (clickjacking), no `Referer` (the page's URL carries the token), no MIME sniffing.
+async fn protective_headers(mut response: Response) -> Response {
+    use axum::http::{header, HeaderValue};
+    let headers = response.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let csp = headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if let Ok(csp) = HeaderValue::try_from(without_framing(csp)) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
+}
+
+/// A Content-Security-Policy's directives with `frame-ancestors 'none'` in place of any
+/// `frame-ancestors` it had.
+fn without_framing(csp: &str) -> String {
+    csp.split(';')
+        .map(str::trim)
+        .filter(|d| {
+            let name = d.split_ascii_whitespace().next().unwrap_or("");
+            !d.is_empty() && !name.eq_ignore_ascii_case("frame-ancestors")
+        })
+        .chain(["frame-ancestors 'none'"])
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// 200 while the bridge is up; the body says how many VMs are connected.
@@ -332,58 +379,71 @@ enum Route {
     Shared(Arc<Vm>),
 }
 
+/// The extractors' outcomes are taken as they are and looked at only after the token and
+/// Origin checks: a request without the token learns nothing, not even whether a VM of
+/// that name exists (401 for every name, and for a request that is no upgrade at all).
+type Upgrade = Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
+
 async fn websocket_default(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: Uri,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Upgrade,
 ) -> Response {
-    let route = match &state.fleet {
-        None => Some(Route::Relay),
-        Some(fleet) => fleet.only().map(Route::Shared),
-    };
-    let Some(route) = route else {
-        let reason = "qmp-bridge serves several VMs: connect to /ws/NAME (the list is at /)\n";
-        return (StatusCode::NOT_FOUND, reason).into_response();
-    };
-    websocket(state, peer, uri, headers, upgrade, route).await
+    websocket(state, peer, &uri, &headers, upgrade, Ok(None)).await
 }
 
 async fn websocket_named(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    axum::extract::Path(name): axum::extract::Path<String>,
+    name: Result<Path<String>, PathRejection>,
     uri: Uri,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Upgrade,
 ) -> Response {
-    let route = match &state.fleet {
-        None => (name == state.config.relay.vm).then_some(Route::Relay),
-        Some(fleet) => fleet.get(&name).map(Route::Shared),
+    let name = name.map(|Path(name)| Some(name));
+    websocket(state, peer, &uri, &headers, upgrade, name).await
+}
+
+/// The VM `name` names (`None`: the one at `/ws`), or why there is none (a 404).
+fn route(state: &Shared, name: Option<&str>) -> Result<Route, String> {
+    let route = match (&state.fleet, name) {
+        (None, None) => Some(Route::Relay),
+        (None, Some(name)) => (name == state.config.relay.vm).then_some(Route::Relay),
+        (Some(fleet), None) => fleet.only().map(Route::Shared),
+        (Some(fleet), Some(name)) => fleet.get(name).map(Route::Shared),
     };
-    let Some(route) = route else {
-        return (
-            StatusCode::NOT_FOUND,
-            format!("qmp-bridge: no VM named {name:?}\n"),
-        )
-            .into_response();
-    };
-    websocket(state, peer, uri, headers, upgrade, route).await
+    route.ok_or_else(|| match name {
+        None => "qmp-bridge serves several VMs: connect to /ws/NAME (the list is at /)\n".into(),
+        Some(name) => format!("qmp-bridge: no VM named {name:?}\n"),
+    })
 }
 
 async fn websocket(
     state: AppState,
     peer: SocketAddr,
-    uri: Uri,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
-    route: Route,
+    uri: &Uri,
+    headers: &HeaderMap,
+    upgrade: Upgrade,
+    name: Result<Option<String>, PathRejection>,
 ) -> Response {
-    if let Err(refusal) = state.config.gate.admit(&uri, &headers) {
+    if let Err(refusal) = state.config.gate.admit(uri, headers) {
         tracing::info!(%peer, status = refusal.status, "websocket refused: {}", refusal.reason.trim());
         return refused(refusal);
     }
+    let name = match name {
+        Ok(name) => name,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let route = match route(&state, name.as_deref()) {
+        Ok(route) => route,
+        Err(reason) => return (StatusCode::NOT_FOUND, reason).into_response(),
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
     let Ok(slot) = state.slots.clone().try_acquire_owned() else {
         tracing::warn!(%peer, "websocket refused: --max-clients {} reached", state.config.max_clients);
         let reason = format!(
@@ -417,4 +477,22 @@ async fn websocket(
             };
             log_session_end(&peer.to_string(), settings, started, &summary);
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_framing;
+
+    #[test]
+    fn a_policy_gains_frame_ancestors_none() {
+        assert_eq!(without_framing(""), "frame-ancestors 'none'");
+        assert_eq!(
+            without_framing("default-src 'self';"),
+            "default-src 'self'; frame-ancestors 'none'"
+        );
+        assert_eq!(
+            without_framing("Frame-Ancestors https://a.example; img-src *"),
+            "img-src *; frame-ancestors 'none'"
+        );
+    }
 }

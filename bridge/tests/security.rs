@@ -1,6 +1,7 @@
 //! Each protection of the security issue, each test failing if the protection is removed:
-//! token (401), Origin (403), command policy with transactions, audit log, frame limit,
-//! garbage floods, slow headers, the client cap, wss, idle timeout.
+//! token (401, for every VM name alike), Origin (403), no framing and no referrer for the
+//! UI, command policy with transactions, audit log, frame limit, garbage floods, slow
+//! headers, the client cap, wss, idle timeout.
 
 mod common;
 
@@ -8,9 +9,11 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use qmp_bridge::assets::Ui;
 use qmp_bridge::audit::AuditLog;
 use qmp_bridge::policy::Policy;
 use qmp_bridge::security::Auth;
+use qmp_bridge::server::Mode;
 use serde_json::{json, Value};
 use testkit::fake_peer::PeerConn;
 use testkit::ws::upgrade_status;
@@ -54,6 +57,82 @@ async fn token_is_required_before_the_upgrade() -> testkit::Result<()> {
     );
     let mut ws = QmpWs::connect(&format!("{base}?token={TOKEN}")).await?;
     assert!(ws.recv_json().await?.get("QMP").is_some());
+    Ok(())
+}
+
+/// A fleet bridge with the token on, serving the UI from `static/`: `vm1` is `qemu`.
+async fn fleet_with_token(qemu: &Qemu) -> common::TestBridge {
+    let mut config = common::config(common::settings(&qemu.target()));
+    config.mode = Mode::Shared;
+    config.vms = vec![("vm1".into(), qemu.target().parse().expect("target"))];
+    config.single = false;
+    config.gate.auth = Auth::Token(TOKEN.into());
+    config.ui = Ui::Dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../static").into());
+    common::start_with(config).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_token_every_vm_name_is_401() -> testkit::Result<()> {
+    let qemu = Qemu::start()?;
+    let bridge = fleet_with_token(&qemu).await;
+    let addr = bridge.addr.to_string();
+    let ws = |path: &str| format!("ws://{addr}{path}");
+    for path in ["/ws/vm1", "/ws/made-up", "/ws", "/ws/%FF"] {
+        assert_eq!(upgrade_status(&ws(path), &[]).await?, 401, "{path}");
+        let wrong = format!("{path}?token=wrong-token-0123456789");
+        assert_eq!(upgrade_status(&ws(&wrong), &[]).await?, 401, "{wrong}");
+        // a plain GET, no upgrade
+        assert_eq!(
+            testkit::http::get(&addr, path, &[])?.status,
+            401,
+            "GET {path}"
+        );
+    }
+    for path in ["/api/vms", "/metrics"] {
+        assert_eq!(testkit::http::get(&addr, path, &[])?.status, 401, "{path}");
+    }
+    // with the token the names are told apart
+    let with_token = |path: &str| ws(&format!("{path}?token={TOKEN}"));
+    assert_eq!(upgrade_status(&with_token("/ws/made-up"), &[]).await?, 404);
+    assert_eq!(upgrade_status(&with_token("/ws"), &[]).await?, 404);
+    assert_eq!(upgrade_status(&with_token("/ws/vm1"), &[]).await?, 101);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_responses_forbid_framing_referrers_and_sniffing() -> testkit::Result<()> {
+    let qemu = Qemu::start()?;
+    let bridge = fleet_with_token(&qemu).await;
+    let addr = bridge.addr.to_string();
+    let api = format!("/api/vms?token={TOKEN}");
+    let pages = [
+        ("/", 200),
+        (&format!("/?token={TOKEN}"), 200),
+        ("/vm/vm1", 200),
+        (&format!("/vm/vm1?token={TOKEN}"), 200),
+        ("/vm/made-up", 200),
+        ("/style.css", 200),
+        ("/favicon.svg", 200),
+        ("/no-such-file.js", 404),
+        ("/.hidden", 404),
+        (&api, 200),
+        ("/healthz", 200),
+    ];
+    for (path, status) in pages {
+        let r = testkit::http::get(&addr, path, &[("Accept-Encoding", "gzip")])?;
+        assert_eq!(r.status, status, "{path}");
+        for (name, value) in [
+            ("x-frame-options", "DENY"),
+            ("content-security-policy", "frame-ancestors 'none'"),
+            ("referrer-policy", "no-referrer"),
+            ("x-content-type-options", "nosniff"),
+        ] {
+            assert_eq!(r.header(name), Some(value), "{name} on {path}");
+        }
+    }
+    // the files served are the UI's own
+    let index = testkit::http::get(&addr, "/vm/vm1", &[])?;
+    assert!(index.text().contains("qmp_web.js"), "{}", index.text());
     Ok(())
 }
 
