@@ -1,13 +1,20 @@
 //! Many VMs from one bridge: the registry of named QMP targets, each with its own
-//! multiplexer, counters and policy. `--qmp-dir` keeps the registry in step with a folder
-//! of sockets: new sockets appear, vanished ones are shown as gone (never silently
-//! removed), and files that are not sockets are reported.
+//! multiplexer, counters and policy.
+//!
+//! `--qmp-dir` keeps the registry in step with a folder of sockets. A VM found there *is*
+//! its socket's path: a new path is a new VM, and a VM whose path vanishes (deleted, or
+//! renamed, which makes a new path and so a new VM) is shown as gone at once, its
+//! multiplexer stopped (which lets go of QEMU's monitor, so a renamed socket's new VM can
+//! take it), and dropped from the registry once it has been gone for the grace period
+//! ([`GONE_GRACE`]). Entries that are not VMs are reported as problems: files that are not
+//! sockets, names that make no VM name, and socket files whose names make the same VM
+//! name (none of them is served) or the name of a `--qmp` VM (which keeps it).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -20,6 +27,9 @@ use crate::target::QmpTarget;
 /// How often `--qmp-dir` is looked at.
 pub const DIR_POLL: Duration = Duration::from_millis(500);
 
+/// How long a VM whose socket left `--qmp-dir` stays listed as gone before it is dropped.
+pub const GONE_GRACE: Duration = Duration::from_secs(60);
+
 /// One VM.
 #[derive(Debug)]
 pub struct Vm {
@@ -27,21 +37,23 @@ pub struct Vm {
     pub settings: Arc<Settings>,
     pub mux: Mux,
     pub metrics: Arc<VmMetrics>,
-    /// Found in `--qmp-dir` (rather than named with `--qmp`).
-    pub from_dir: bool,
-    /// Its socket file has vanished from `--qmp-dir`.
-    vanished: AtomicBool,
+    /// The socket file it was found as in `--qmp-dir` (`None`: named with `--qmp`).
+    pub path: Option<PathBuf>,
+    /// Since when, and why, it is no longer served (its socket left `--qmp-dir`).
+    gone: Mutex<Option<(Instant, String)>>,
+    /// Flipped (or dropped) to stop the multiplexer.
+    retire: watch::Sender<bool>,
 }
 
 impl Vm {
     /// `up`, `connecting`, `busy` (no greeting), `gone` or `error`.
     pub fn state(&self) -> &'static str {
+        if self.gone().is_some() {
+            return "gone";
+        }
         let up = self.mux.state();
         if up.is_up() {
             return "up";
-        }
-        if self.vanished.load(Ordering::Relaxed) {
-            return "gone";
         }
         match up.fault {
             None => "connecting",
@@ -51,9 +63,24 @@ impl Vm {
         }
     }
 
+    /// Since when, and why, the VM is no longer served.
+    fn gone(&self) -> Option<(Instant, String)> {
+        self.gone.lock().ok()?.clone()
+    }
+
+    /// Stops serving the VM: it shows as gone and its multiplexer ends.
+    fn retire(&self, why: String) {
+        tracing::info!(vm = %self.name, "no longer served: {why}");
+        if let Ok(mut gone) = self.gone.lock() {
+            gone.get_or_insert((Instant::now(), why));
+        }
+        self.retire.send_replace(true);
+    }
+
     /// The row of the VM list.
     pub fn view(&self) -> Value {
         let up = self.mux.state();
+        let gone = self.gone();
         let greeting = up
             .greeting
             .as_deref()
@@ -67,9 +94,9 @@ impl Vm {
             "state": self.state(),
             "version": greeting.as_ref().map(|g| g.version.to_string()),
             "package": greeting.as_ref().map(|g| g.package.clone()),
-            "run_state": up.run_state,
+            "run_state": if gone.is_some() { None } else { up.run_state },
             "clients": self.metrics.sessions.load(Ordering::Relaxed),
-            "last_error": up.last_error,
+            "last_error": gone.map(|(_, why)| Some(why)).unwrap_or(up.last_error),
         })
     }
 }
@@ -78,10 +105,14 @@ impl Vm {
 #[derive(Debug)]
 pub struct Fleet {
     vms: RwLock<BTreeMap<String, Arc<Vm>>>,
-    /// Entries of `--qmp-dir` that are not sockets, and why.
+    /// Entries of `--qmp-dir` that are not VMs, and why.
     problems: RwLock<BTreeMap<String, String>>,
     base: Settings,
     shutdown: watch::Receiver<bool>,
+    /// How long a vanished VM stays listed as gone.
+    grace: Duration,
+    /// VMs dropped from the registry after their grace period.
+    removed: AtomicU64,
     /// One `--qmp` without a name and no `--qmp-dir`: served at `/ws` as before.
     pub single: bool,
 }
@@ -116,52 +147,141 @@ pub fn name_for_file(file: &str) -> String {
     name.trim_start_matches('.').chars().take(64).collect()
 }
 
+/// What one look at `--qmp-dir` found.
+#[derive(Debug, Default)]
+struct Listing {
+    /// The socket file each VM name is served from.
+    sockets: BTreeMap<String, PathBuf>,
+    /// Entries that are not VMs, and why.
+    problems: BTreeMap<String, String>,
+    /// The folder could be read (otherwise nothing is known about its sockets).
+    read: bool,
+}
+
+impl Listing {
+    /// Reads `dir`; `taken` tells which names belong to `--qmp` VMs.
+    fn read(dir: &Path, taken: impl Fn(&str) -> bool) -> Listing {
+        use std::os::unix::fs::FileTypeExt;
+        let mut listing = Listing::default();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                let reason = format!("cannot read --qmp-dir: {e}");
+                listing.problems.insert(dir.display().to_string(), reason);
+                return listing;
+            }
+        };
+        listing.read = true;
+        // every socket file under its VM name, in file name order
+        let mut by_name: BTreeMap<String, BTreeMap<String, PathBuf>> = BTreeMap::new();
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let name = name_for_file(&file);
+            let problem = match entry.file_type() {
+                _ if !valid_name(&name) => "no usable VM name in this file name".to_owned(),
+                Ok(t) if t.is_socket() => {
+                    by_name.entry(name).or_default().insert(file, entry.path());
+                    continue;
+                }
+                Ok(_) => "not a socket".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            listing.problems.insert(file, problem);
+        }
+        for (name, files) in by_name {
+            if taken(&name) {
+                for file in files.into_keys() {
+                    let reason = format!("VM name {name:?} belongs to a --qmp target: not served");
+                    listing.problems.insert(file, reason);
+                }
+            } else if files.len() > 1 {
+                let all = files.keys().cloned().collect::<Vec<_>>().join(", ");
+                for file in files.into_keys() {
+                    let reason = format!("{all} all make VM name {name:?}: none of them is served");
+                    listing.problems.insert(file, reason);
+                }
+            } else if let Some((_, path)) = files.into_iter().next() {
+                listing.sockets.insert(name, path);
+            }
+        }
+        listing
+    }
+}
+
 impl Fleet {
-    /// Starts a multiplexer for each named target.
+    /// Starts a multiplexer for each named target; vanished `--qmp-dir` VMs are dropped
+    /// after [`GONE_GRACE`].
     pub fn new(
         base: Settings,
         targets: Vec<(String, QmpTarget)>,
         single: bool,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Fleet> {
+        Fleet::with_grace(base, targets, single, shutdown, GONE_GRACE)
+    }
+
+    /// [`Fleet::new`], dropping vanished `--qmp-dir` VMs after `grace`.
+    pub fn with_grace(
+        base: Settings,
+        targets: Vec<(String, QmpTarget)>,
+        single: bool,
+        shutdown: watch::Receiver<bool>,
+        grace: Duration,
+    ) -> Arc<Fleet> {
         let fleet = Arc::new(Fleet {
             vms: RwLock::default(),
             problems: RwLock::default(),
             base,
             shutdown,
+            grace,
+            removed: AtomicU64::new(0),
             single,
         });
-        for (name, target) in targets {
-            fleet.add(name, target, false);
+        if let Ok(mut vms) = fleet.vms.write() {
+            for (name, target) in targets {
+                let vm = fleet.start(name.clone(), target, None);
+                vms.insert(name, vm);
+            }
         }
         fleet
     }
 
-    fn add(&self, name: String, target: QmpTarget, from_dir: bool) -> Arc<Vm> {
+    /// Starts serving a VM: its settings, counters and multiplexer, which runs until the
+    /// bridge shuts down or the VM is retired (or dropped).
+    fn start(&self, name: String, target: QmpTarget, path: Option<PathBuf>) -> Arc<Vm> {
         let mut settings = self.base.clone();
         settings.policy = self.base.policy.for_vm(&name);
         settings.vm = name.clone();
         settings.target = target;
         let settings = Arc::new(settings);
         let metrics = Arc::new(VmMetrics::default());
-        let mux = Mux::start(settings.clone(), metrics.clone(), self.shutdown.clone());
-        let vm = Arc::new(Vm {
-            name: name.clone(),
+        let (stop, stopped) = watch::channel(false);
+        let (retire, mut retired) = watch::channel(false);
+        let mut shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                _ = retired.changed() => {}
+            }
+            stop.send_replace(true);
+        });
+        let mux = Mux::start(settings.clone(), metrics.clone(), stopped);
+        tracing::info!(vm = %name, target = %settings.target, "serving VM");
+        Arc::new(Vm {
+            name,
             settings,
             mux,
             metrics,
-            from_dir,
-            vanished: AtomicBool::new(false),
-        });
-        tracing::info!(vm = %name, target = %vm.settings.target, "serving VM");
-        if let Ok(mut vms) = self.vms.write() {
-            vms.insert(name, vm.clone());
-        }
-        vm
+            path,
+            gone: Mutex::new(None),
+            retire,
+        })
     }
 
+    /// The VM served under `name` (not one that is gone).
     pub fn get(&self, name: &str) -> Option<Arc<Vm>> {
-        self.vms.read().ok()?.get(name).cloned()
+        let vm = self.vms.read().ok()?.get(name).cloned()?;
+        vm.gone().is_none().then_some(vm)
     }
 
     /// The VM of a single-target bridge.
@@ -174,6 +294,7 @@ impl Fleet {
         }
     }
 
+    /// Every VM listed, gone ones included.
     pub fn all(&self) -> Vec<Arc<Vm>> {
         self.vms
             .read()
@@ -199,60 +320,78 @@ impl Fleet {
         })
     }
 
-    /// Every VM's counters, Prometheus text.
+    /// Every VM's counters, and the fleet's, Prometheus text.
     pub fn metrics(&self) -> String {
         let vms = self.all();
-        crate::metrics::render(vms.iter().map(|vm| (vm.name.as_str(), vm.metrics.as_ref())))
+        let mut out =
+            crate::metrics::render(vms.iter().map(|vm| (vm.name.as_str(), vm.metrics.as_ref())));
+        crate::metrics::render_fleet(&mut out, self.removed.load(Ordering::Relaxed));
+        out
     }
 
-    /// Brings the registry in line with the sockets now in `dir`.
+    /// Brings the registry in line with the sockets now in `dir` (when it can be read:
+    /// otherwise what was found before is kept, and the problem says why).
     pub fn scan(&self, dir: &Path) {
-        use std::os::unix::fs::FileTypeExt;
-        let mut seen = Vec::new();
-        let mut problems = BTreeMap::new();
-        match std::fs::read_dir(dir) {
-            Ok(entries) => {
-                for entry in entries.flatten() {
-                    let file = entry.file_name().to_string_lossy().into_owned();
-                    let name = name_for_file(&file);
-                    if !valid_name(&name) {
-                        problems.insert(file, "no usable VM name in this file name".into());
-                        continue;
-                    }
-                    match entry.file_type() {
-                        Ok(t) if t.is_socket() => {
-                            seen.push(name.clone());
-                            match self.get(&name) {
-                                Some(vm) => vm.vanished.store(false, Ordering::Relaxed),
-                                None => {
-                                    self.add(name, QmpTarget::Unix(entry.path()), true);
-                                }
-                            }
-                        }
-                        Ok(_) => {
-                            problems.insert(file, "not a socket".into());
-                        }
-                        Err(e) => {
-                            problems.insert(file, e.to_string());
-                        }
-                    }
-                }
+        let problems = {
+            let Ok(mut vms) = self.vms.write() else {
+                return;
+            };
+            let listing = Listing::read(dir, |name| {
+                vms.get(name).is_some_and(|vm| vm.path.is_none())
+            });
+            if listing.read {
+                self.follow(&mut vms, listing.sockets, &listing.problems);
             }
-            Err(e) => {
-                problems.insert(
-                    dir.display().to_string(),
-                    format!("cannot read --qmp-dir: {e}"),
-                );
-            }
-        }
-        for vm in self.all().iter().filter(|vm| vm.from_dir) {
-            let gone = !seen.contains(&vm.name);
-            if gone && !vm.vanished.swap(true, Ordering::Relaxed) {
-                tracing::info!(vm = %vm.name, "socket gone from --qmp-dir");
-            }
-        }
+            listing.problems
+        };
         if let Ok(mut p) = self.problems.write() {
             *p = problems;
+        }
+    }
+
+    /// Serves each name in `sockets` from its path: VMs whose path is no longer there
+    /// are retired, those gone for longer than the grace period dropped, and new paths
+    /// (or names served again) started.
+    fn follow(
+        &self,
+        vms: &mut BTreeMap<String, Arc<Vm>>,
+        mut sockets: BTreeMap<String, PathBuf>,
+        problems: &BTreeMap<String, String>,
+    ) {
+        vms.retain(|name, vm| {
+            let Some(path) = &vm.path else {
+                return true; // a --qmp target
+            };
+            match (vm.gone(), sockets.get(name)) {
+                (None, Some(wanted)) if wanted == path => {
+                    sockets.remove(name); // served already
+                    true
+                }
+                (None, _) => {
+                    let file = path
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    vm.retire(match problems.get(&file) {
+                        Some(problem) => format!("{file}: {problem}"),
+                        None => format!("{file} left --qmp-dir"),
+                    });
+                    true
+                }
+                (Some((since, _)), _) if since.elapsed() >= self.grace => {
+                    if !sockets.contains_key(name) {
+                        tracing::info!(vm = %name, "dropped: gone for {:?}", self.grace);
+                        self.removed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    false
+                }
+                (Some(_), _) => true,
+            }
+        });
+        // a gone row under a name served again is replaced
+        for (name, path) in sockets {
+            let vm = self.start(name.clone(), QmpTarget::Unix(path.clone()), Some(path));
+            vms.insert(name, vm);
         }
     }
 

@@ -128,6 +128,18 @@ pub fn render<'a>(vms: impl Iterator<Item = (&'a str, &'a VmMetrics)>) -> String
     out
 }
 
+/// Appends the fleet's own counters: `removed` VMs dropped from `--qmp-dir`'s list after
+/// their grace period.
+pub fn render_fleet(out: &mut String, removed: u64) {
+    family(
+        out,
+        "qmp_bridge_vms_removed_total",
+        "counter",
+        "VMs dropped from the list after their --qmp-dir socket was gone for the grace period.",
+        vec![(String::new(), removed.to_string())],
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

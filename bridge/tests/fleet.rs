@@ -2,12 +2,15 @@
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use qmp_bridge::audit::AuditLog;
+use qmp_bridge::fleet::Fleet;
 use qmp_bridge::policy::Policy;
-use qmp_bridge::server::Mode;
+use qmp_bridge::server::{Config, Mode};
+use qmp_bridge::session::Settings;
 use serde_json::{json, Value};
 use testkit::{http, Qemu, QmpClient, QmpWs, TempDir};
 
@@ -32,6 +35,21 @@ async fn until(addr: &str, what: &str, pred: impl Fn(&Value) -> bool) -> testkit
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Err(format!("the VM list never showed {what}: {}", vms(addr)?).into())
+}
+
+/// A shared-mode bridge config serving the sockets in `dir`.
+fn dir_config(settings: Settings, dir: &Path) -> Config {
+    let mut config = common::config(settings);
+    config.mode = Mode::Shared;
+    config.vms = Vec::new();
+    config.single = false;
+    config.qmp_dir = Some(dir.to_owned());
+    config
+}
+
+/// A socket file nothing listens on any more (connections are refused).
+fn dead_socket(path: &Path) -> std::io::Result<()> {
+    std::os::unix::net::UnixListener::bind(path).map(drop)
 }
 
 fn state<'a>(list: &'a Value, name: &str) -> Option<&'a str> {
@@ -62,12 +80,7 @@ async fn a_folder_of_qemus_is_served_live() -> testkit::Result<()> {
         ..Policy::default()
     };
     settings.audit = Some(Arc::new(AuditLog::open(&audit)?));
-    let mut config = common::config(settings);
-    config.mode = Mode::Shared;
-    config.vms = Vec::new();
-    config.single = false;
-    config.qmp_dir = Some(dir.path().to_owned());
-    let bridge = common::start_with(config).await;
+    let bridge = common::start_with(dir_config(settings, dir.path())).await;
     let addr = bridge.addr.to_string();
 
     let list = until(&addr, "three VMs up and one busy", |l| {
@@ -207,5 +220,226 @@ async fn a_single_target_keeps_ws_and_reports_single_mode() -> testkit::Result<(
     let _ws = QmpWs::open(&bridge.ws_url()).await?;
     let _named = QmpWs::open(&format!("ws://{addr}/ws/test-vm")).await?;
     assert_eq!(http::get(&addr, "/vm/test-vm", &[])?.status, 200);
+    Ok(())
+}
+
+fn problem<'a>(list: &'a Value, file: &str) -> Option<&'a str> {
+    list["problems"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == file)?["reason"]
+        .as_str()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_socket_is_a_new_vm_and_its_old_name_is_gone() -> testkit::Result<()> {
+    let dir = TempDir::new("fleet-rename")?;
+    let path = |f: &str| dir.path().join(f);
+    let _qemu = Qemu::start_named(&path("vm1.sock"), false, Some("moved"))?;
+    let bridge = common::start_with(dir_config(common::settings("unix:/unused"), dir.path())).await;
+    let addr = bridge.addr.to_string();
+    until(&addr, "vm1 up", |l| state(l, "vm1") == Some("up")).await?;
+    let mut before = QmpWs::open(&format!("ws://{addr}/ws/vm1")).await?;
+
+    // Another name: the old one is gone (its session ended, QEMU's monitor let go), the
+    // new one reaches the same QEMU through the new path.
+    std::fs::rename(path("vm1.sock"), path("vm2.sock"))?;
+    let list = until(&addr, "vm1 gone and vm2 up", |l| {
+        state(l, "vm1") == Some("gone") && state(l, "vm2") == Some("up")
+    })
+    .await?;
+    assert_eq!(
+        row(&list, "vm2").map(|r| r["target"].clone()),
+        Some(json!(format!("unix:{}", path("vm2.sock").display())))
+    );
+    assert!(row(&list, "vm1").is_some_and(|r| r["last_error"]
+        .as_str()
+        .is_some_and(|e| e.contains("vm1.sock"))));
+    before.until_close().await?;
+    assert_eq!(
+        testkit::ws::upgrade_status(&format!("ws://{addr}/ws/vm1"), &[]).await?,
+        404
+    );
+    let mut after = QmpWs::open(&format!("ws://{addr}/ws/vm2")).await?;
+    assert_eq!(
+        after.execute("query-name", None, json!(1)).await?["return"]["name"],
+        "moved"
+    );
+
+    // The same name from another path is a new VM too: it follows the file.
+    std::fs::rename(path("vm2.sock"), path("vm2.qmp"))?;
+    after.until_close().await?;
+    let target = json!(format!("unix:{}", path("vm2.qmp").display()));
+    until(&addr, "vm2 served from vm2.qmp", |l| {
+        state(l, "vm2") == Some("up") && row(l, "vm2").map(|r| &r["target"]) == Some(&target)
+    })
+    .await?;
+    let mut again = QmpWs::open(&format!("ws://{addr}/ws/vm2")).await?;
+    assert_eq!(
+        again.execute("query-name", None, json!(2)).await?["return"]["name"],
+        "moved"
+    );
+
+    // A folder that cannot be read says so, and changes nothing.
+    let moved = dir.path().with_extension("away");
+    std::fs::rename(dir.path(), &moved)?;
+    let shown = dir.path().display().to_string();
+    let list = until(&addr, "the folder unreadable", |l| {
+        problem(l, &shown).is_some()
+    })
+    .await;
+    std::fs::rename(&moved, dir.path())?;
+    assert_eq!(state(&list?, "vm2"), Some("up"));
+    assert_eq!(
+        again.execute("query-name", None, json!(3)).await?["return"]["name"],
+        "moved"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_making_the_same_vm_name_are_reported_and_none_is_served() -> testkit::Result<()> {
+    let dir = TempDir::new("fleet-collide")?;
+    let path = |f: &str| dir.path().join(f);
+    for file in [
+        "vm1.sock",
+        "vm1.qmp",
+        "a b.sock",
+        "a_b.sock",
+        "solo.sock",
+        "web.sock",
+    ] {
+        dead_socket(&path(file))?;
+    }
+    // "web" is also a --qmp target: that one keeps the name
+    let mut config = dir_config(common::settings("unix:/unused"), dir.path());
+    config.vms = vec![("web".into(), "tcp:127.0.0.1:1".parse()?)];
+    let bridge = common::start_with(config).await;
+    let addr = bridge.addr.to_string();
+
+    let list = until(&addr, "solo listed", |l| row(l, "solo").is_some()).await?;
+    for (file, other) in [
+        ("vm1.sock", "vm1.qmp"),
+        ("vm1.qmp", "vm1.sock"),
+        ("a b.sock", "a_b.sock"),
+        ("a_b.sock", "a b.sock"),
+    ] {
+        let reason = problem(&list, file).ok_or(format!("{file} not reported: {list}"))?;
+        assert!(
+            reason.contains(file) && reason.contains(other) && reason.contains("none"),
+            "{reason}"
+        );
+    }
+    assert!(
+        problem(&list, "web.sock").is_some_and(|r| r.contains("--qmp")),
+        "{list}"
+    );
+    assert_eq!(
+        row(&list, "web").map(|r| r["target"].clone()),
+        Some(json!("tcp:127.0.0.1:1"))
+    );
+    assert!(
+        row(&list, "vm1").is_none() && row(&list, "a_b").is_none(),
+        "{list}"
+    );
+    assert_eq!(
+        testkit::ws::upgrade_status(&format!("ws://{addr}/ws/vm1"), &[]).await?,
+        404
+    );
+
+    // One of the two gone: the other is served, and the problem with it.
+    std::fs::remove_file(path("vm1.qmp"))?;
+    let list = until(&addr, "vm1 served", |l| row(l, "vm1").is_some()).await?;
+    assert_eq!(
+        row(&list, "vm1").map(|r| r["target"].clone()),
+        Some(json!(format!("unix:{}", path("vm1.sock").display())))
+    );
+    assert!(problem(&list, "vm1.sock").is_none(), "{list}");
+    // ... and a newcomer taking its name makes it gone again.
+    dead_socket(&path("vm1.socket"))?;
+    let list = until(&addr, "vm1.socket reported", |l| {
+        problem(l, "vm1.socket").is_some()
+    })
+    .await?;
+    assert!(
+        problem(&list, "vm1.socket").is_some_and(|r| r.contains("vm1.sock,")),
+        "{list}"
+    );
+    assert_eq!(state(&list, "vm1"), Some("gone"), "{list}");
+    assert!(
+        row(&list, "vm1").is_some_and(|r| r["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("none of them is served"))),
+        "{list}"
+    );
+    assert_eq!(
+        testkit::ws::upgrade_status(&format!("ws://{addr}/ws/vm1"), &[]).await?,
+        404
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vanished_vms_are_dropped_after_the_grace_period() -> testkit::Result<()> {
+    const ROUNDS: usize = 5;
+    const SOCKETS: usize = 200;
+    let dir = TempDir::new("fleet-churn")?;
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let grace = Duration::from_millis(300);
+    let settings = common::settings("unix:/unused");
+    let fleet = Fleet::with_grace(settings, Vec::new(), false, shutdown, grace);
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let idle_tasks = tasks();
+    let listed = |fleet: &Fleet| fleet.view()["vms"].as_array().map_or(0, Vec::len);
+    let removed = |fleet: &Fleet| -> testkit::Result<u64> {
+        let text = fleet.metrics();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("qmp_bridge_vms_removed_total "))
+            .ok_or("no qmp_bridge_vms_removed_total in /metrics")?;
+        Ok(line.rsplit(' ').next().unwrap_or("").parse()?)
+    };
+
+    for round in 0..ROUNDS {
+        let files: Vec<_> = (0..SOCKETS)
+            .map(|n| dir.path().join(format!("r{round}-{n}.sock")))
+            .collect();
+        for f in &files {
+            dead_socket(f)?;
+        }
+        fleet.scan(dir.path());
+        for f in &files {
+            std::fs::remove_file(f)?;
+        }
+        fleet.scan(dir.path());
+        let list = fleet.view();
+        let gone = list["vms"]
+            .as_array()
+            .map_or(0, |v| v.iter().filter(|r| r["state"] == "gone").count());
+        assert_eq!(gone, listed(&fleet), "every row is gone: {list}");
+        // this round's rows only: the last round's were past their grace
+        assert_eq!(listed(&fleet), SOCKETS);
+        assert_eq!(removed(&fleet)?, (round * SOCKETS) as u64);
+        tokio::time::sleep(grace).await;
+    }
+    fleet.scan(dir.path());
+    assert_eq!(listed(&fleet), 0);
+    assert_eq!(removed(&fleet)?, (ROUNDS * SOCKETS) as u64);
+    // and no multiplexer is left retrying a socket that is no more
+    for _ in 0..100 {
+        if tasks() <= idle_tasks {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        tasks() <= idle_tasks,
+        "{} tasks left running, {idle_tasks} before",
+        tasks()
+    );
     Ok(())
 }
