@@ -13,7 +13,7 @@ use crate::audit::AuditLog;
 use crate::policy::Policy;
 use crate::security::{random_token, read_token_file, validate_token, Auth, Gate};
 use crate::server::{Config, Mode};
-use crate::session::Settings;
+use crate::session::{Settings, DEFAULT_MAX_COMMAND_BYTES};
 use crate::target::QmpTarget;
 
 /// Serves the qmp-console web UI and relays its websockets to a QEMU QMP monitor.
@@ -26,7 +26,8 @@ pub struct Cli {
     pub qmp: Vec<NamedTarget>,
 
     /// Serve every QMP socket in this folder, picking up sockets that appear later and
-    /// showing those that vanish as gone; each is named after its file.
+    /// showing those that vanish as gone (dropped after 60 s); each is named after its file
+    /// (files making the same name are reported, and none of them is served).
     #[arg(long, value_name = "DIR")]
     pub qmp_dir: Option<PathBuf>,
 
@@ -51,6 +52,21 @@ pub struct Cli {
     /// Largest QMP message relayed in either direction, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = qmp::framing::DEFAULT_MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
+
+    /// Largest command a client may send, in bytes: QEMU reads commands slowly (about
+    /// 0.5 MB/s), so a huge one would stall the VM's monitor for everyone.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_COMMAND_BYTES)]
+    pub max_command_bytes: usize,
+
+    /// Seconds QEMU may take to answer a command before its client is told it is stalled
+    /// (the reply still follows if it comes) and /healthz reports the stall.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds)]
+    pub command_timeout: Duration,
+
+    /// Negotiate out-of-band execution with QEMU and let clients use exec-oob (subject to
+    /// --allow/--deny). Off by default: QEMU's out-of-band queue is rarely needed.
+    #[arg(long)]
+    pub allow_oob: bool,
 
     /// Seconds QEMU may take to greet before its monitor counts as busy.
     #[arg(long, value_name = "SECS", default_value = "3", value_parser = seconds)]
@@ -110,7 +126,8 @@ pub struct Cli {
     #[arg(long, value_name = "GLOB")]
     pub deny: Vec<String>,
 
-    /// Most websocket sessions at once; more are refused with HTTP 503.
+    /// Most client sessions at once, websockets and --share-socket clients together; more
+    /// websockets are refused with HTTP 503, more socket clients with a QMP error.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_clients: usize,
 
@@ -118,7 +135,8 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     pub idle_timeout: Option<Duration>,
 
-    /// Seconds a request may take to arrive (TLS handshake, then headers): slow clients are cut off.
+    /// Seconds a request may take to arrive (TLS handshake, then headers), and a
+    /// --share-socket message to be finished: slow clients are cut off.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
     pub request_timeout: Duration,
 
@@ -199,6 +217,8 @@ pub enum ConfigError {
     UiDir(PathBuf),
     #[error("--max-message-bytes must be at least 1024")]
     MaxMessage,
+    #[error("--max-command-bytes must be at least 256 and at most --max-message-bytes")]
+    MaxCommand,
     #[error("--max-clients must be at least 1")]
     MaxClients,
     #[error("--share-socket needs --mode shared")]
@@ -264,6 +284,9 @@ impl Cli {
         if self.max_message_bytes < 1024 {
             return Err(ConfigError::MaxMessage);
         }
+        if !(256..=self.max_message_bytes).contains(&self.max_command_bytes) {
+            return Err(ConfigError::MaxCommand);
+        }
         if self.max_clients == 0 {
             return Err(ConfigError::MaxClients);
         }
@@ -316,6 +339,9 @@ impl Cli {
                 target: base_target,
                 greeting_timeout: self.greeting_timeout,
                 max_message_bytes: self.max_message_bytes,
+                max_command_bytes: self.max_command_bytes,
+                command_timeout: self.command_timeout,
+                allow_oob: self.allow_oob,
                 send_timeout: self.send_timeout,
                 ping_interval: self.ping_interval,
                 idle_timeout: self.idle_timeout,

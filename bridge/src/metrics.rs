@@ -18,6 +18,8 @@ pub struct VmMetrics {
     pub commands_refused: AtomicU64,
     pub events: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Replies from QEMU that matched no command in flight (or had no id at all).
+    pub unmatched_replies: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -103,6 +105,13 @@ pub fn render<'a>(vms: impl Iterator<Item = (&'a str, &'a VmMetrics)>) -> String
         "counter",
         "Times the QMP connection was lost and reopened.",
         per_vm(&|m| load(&m.reconnects)),
+    );
+    family(
+        &mut out,
+        "qmp_bridge_unmatched_replies_total",
+        "counter",
+        "Replies from QEMU that matched no command in flight (none should: each is logged).",
+        per_vm(&|m| load(&m.unmatched_replies)),
     );
     let mut histogram = Vec::new();
     for (vm, m) in &vms {

@@ -11,8 +11,16 @@
 //! most [`MAX_IN_FLIGHT`] upstream at once, so a client flooding commands only fills its
 //! own queue; a client that stops reading is dropped with a reason once over
 //! [`CLIENT_QUEUE_BYTES`] wait for it for [`STALL`] (or over [`CLIENT_QUEUE_MAX_BYTES`] at
-//! all), instead of slowing the fan-out. When QEMU goes away every client is closed with 1012 and the actor
-//! reconnects with backoff; new clients reach the new QEMU.
+//! all), instead of slowing the fan-out. Each client also has a budget of command bytes
+//! in flight at QEMU (one `--max-command-bytes`), since QEMU reads commands slowly.
+//! When QEMU goes away every client is closed with 1012 and the actor reconnects with
+//! backoff; new clients reach the new QEMU.
+//!
+//! Every reply is matched by the id the actor gave its command. A reply without one can
+//! only be QEMU failing to read what the bridge wrote, so the stream is out of step: the
+//! actor counts it and reconnects rather than guess whose it was. A command unanswered
+//! for `--command-timeout` gets its client a [`STALL_EVENT`] (the reply still follows),
+//! and the stall shows in [`Upstate::stalled`] until QEMU answers.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,9 +30,9 @@ use std::time::Instant;
 
 use futures_util::stream::{self, BoxStream, SelectAll};
 use futures_util::StreamExt;
-use qmp::{ClientFrame, Envelope, Kind, Message};
+use qmp::{ClientFrame, Envelope, Id, Kind, Message};
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit};
 
 use crate::metrics::VmMetrics;
 use crate::session::{close_code, closed, shutting_down, Ending, Settings};
@@ -41,6 +49,8 @@ pub const STALL: Duration = Duration::from_secs(1);
 /// Commands one client may queue before its own sends wait.
 const COMMAND_QUEUE: usize = 8;
 const NEGOTIATION_ID: &str = "qmp-bridge-negotiation";
+/// The event a client gets for its command QEMU has not answered in `--command-timeout`.
+pub const STALL_EVENT: &str = "QMP_BRIDGE_COMMAND_STALLED";
 
 /// The upstream's state, as clients, `/healthz` and the VM list see it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,6 +63,8 @@ pub struct Upstate {
     pub fault: Option<Fault>,
     /// The VM's run state (`query-status`), kept current by events.
     pub run_state: Option<String>,
+    /// A command QEMU has not answered within `--command-timeout`, while one has not.
+    pub stalled: Option<String>,
 }
 
 /// Why the upstream is not up.
@@ -92,7 +104,8 @@ const STATUS_ID: &str = "qmp-bridge-status";
 pub enum ToUpstream {
     /// The client finished its own capabilities negotiation: it gets events from now on.
     Negotiated,
-    Command(ClientFrame),
+    /// A command, holding its share of the client's budget of bytes in flight.
+    Command(ClientFrame, OwnedSemaphorePermit),
 }
 
 /// A client's link to the multiplexer.
@@ -100,7 +113,7 @@ pub enum ToUpstream {
 pub struct Attachment {
     /// QEMU's greeting, as QEMU sent it.
     pub greeting: String,
-    /// QEMU offers out-of-band execution.
+    /// Out-of-band execution is on upstream (QEMU offers it and `--allow-oob`).
     pub oob_offered: bool,
     pub commands: mpsc::Sender<ToUpstream>,
     pub messages: MessageQueue,
@@ -201,9 +214,8 @@ async fn actor(
                 tracing::info!(%target, "shared QMP session up");
                 state.send_replace(Upstate {
                     greeting: Some(greeting.clone()),
-                    last_error: None,
-                    fault: None,
                     run_state,
+                    ..Upstate::default()
                 });
                 let mut up = Up {
                     settings: &settings,
@@ -217,6 +229,7 @@ async fn actor(
                     clients: HashMap::new(),
                     inbound: SelectAll::new(),
                     in_flight: HashMap::new(),
+                    stalled: false,
                     next_client: 0,
                     next_id: 0,
                 };
@@ -242,10 +255,9 @@ async fn actor(
             Err((fault, Ending::ClientLeft)) => ("upstream ended".into(), fault),
         };
         state.send_replace(Upstate {
-            greeting: None,
             last_error: Some(reason.clone()),
             fault: Some(fault),
-            run_state: None,
+            ..Upstate::default()
         });
         let until = tokio::time::Instant::now() + backoff;
         backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -262,8 +274,8 @@ async fn actor(
     }
 }
 
-/// Opens the upstream, negotiates it (enabling `oob` when QEMU offers it) and asks for
-/// the VM's run state.
+/// Opens the upstream, negotiates it (enabling `oob` when QEMU offers it and
+/// `--allow-oob`) and asks for the VM's run state.
 async fn connect(
     settings: &Settings,
 ) -> Result<(QmpConn, String, bool, Option<String>), (Fault, Ending)> {
@@ -281,7 +293,8 @@ async fn connect(
         .map_err(|e| (Fault::of(&e), e))
 }
 
-/// Greeting, negotiation and the first `query-status` on a fresh connection.
+/// Greeting, negotiation and the first `query-status` on a fresh connection. The greeting
+/// returned is the one clients get: without `oob` unless it is on.
 async fn negotiate(
     settings: &Settings,
     conn: &mut QmpConn,
@@ -290,7 +303,14 @@ async fn negotiate(
     let greeting = conn.greeting(target, settings.greeting_timeout).await?;
     let oob_offered = matches!(Message::parse(&greeting),
         Ok(Message::Greeting(g)) if g.capabilities.iter().any(|c| c == "oob"));
-    let enable: &[&str] = if oob_offered { &["oob"] } else { &[] };
+    let oob = oob_offered && settings.allow_oob;
+    let greeting = if oob_offered && !oob {
+        qmp::message::without_capability(&greeting, "oob")
+    } else {
+        greeting
+    };
+    let oob_offered = oob;
+    let enable: &[&str] = if oob { &["oob"] } else { &[] };
     let negotiate = qmp::message::qmp_capabilities(enable, Some(json!(NEGOTIATION_ID)));
     conn.write_line(&negotiate, settings.send_timeout, target)
         .await?;
@@ -349,10 +369,14 @@ struct ClientSlot {
 /// A command upstream, awaiting its reply.
 struct InFlight {
     client: u64,
-    /// The client's own id, restored on the reply.
-    id: Option<Value>,
-    seq: u64,
+    /// The client's own id as it wrote it, restored on the reply.
+    id: Option<Id>,
+    command: String,
     sent: Instant,
+    /// Its client was told it is overdue.
+    overdue: bool,
+    /// Its share of the client's budget of bytes in flight, given back with the reply.
+    _budget: OwnedSemaphorePermit,
 }
 
 /// The actor while the upstream is up.
@@ -370,6 +394,8 @@ struct Up<'a> {
     /// Every client's command queue, taken in turn.
     inbound: SelectAll<BoxStream<'static, (u64, Option<ToUpstream>)>>,
     in_flight: HashMap<String, InFlight>,
+    /// A stall is shown in the state.
+    stalled: bool,
     next_client: u64,
     next_id: u64,
 }
@@ -386,6 +412,10 @@ impl Up<'_> {
         if let Err(ending) = self.route_all() {
             return Some(ending);
         }
+        let timeout = self.settings.command_timeout;
+        let mut overdue_check = tokio::time::interval(
+            (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
+        );
         loop {
             if self.status_wanted && !self.status_in_flight {
                 self.status_wanted = false;
@@ -402,6 +432,7 @@ impl Up<'_> {
             let room = self.in_flight.len() < MAX_IN_FLIGHT;
             tokio::select! {
                 _ = shutdown.changed() => return None,
+                _ = overdue_check.tick() => self.check_overdue(),
                 Some(req) = requests.recv() => self.attach(req),
                 Some((client, msg)) = self.inbound.next(), if room => match msg {
                     None => {
@@ -412,8 +443,8 @@ impl Up<'_> {
                             slot.negotiated = true;
                         }
                     }
-                    Some(ToUpstream::Command(frame)) => {
-                        if let Err(ending) = self.forward(client, frame).await {
+                    Some(ToUpstream::Command(frame, budget)) => {
+                        if let Err(ending) = self.forward(client, frame, budget).await {
                             return Some(ending);
                         }
                     }
@@ -475,26 +506,31 @@ impl Up<'_> {
         }
     }
 
-    /// Sends a client's command upstream under a fresh id.
-    async fn forward(&mut self, client: u64, mut frame: ClientFrame) -> Result<(), Ending> {
+    /// Sends a client's command upstream under a fresh id: its canonical text, never the
+    /// client's bytes.
+    async fn forward(
+        &mut self,
+        client: u64,
+        frame: ClientFrame,
+        budget: OwnedSemaphorePermit,
+    ) -> Result<(), Ending> {
         if !self.clients.contains_key(&client) {
             return Ok(()); // dropped meanwhile
         }
-        let seq = self.next_id;
+        let upstream_id = format!("qmpc-{}", self.next_id);
         self.next_id += 1;
-        let upstream_id = format!("qmpc-{seq}");
-        let id = frame
-            .object
-            .insert("id".into(), Value::String(upstream_id.clone()));
-        let text = Value::Object(frame.object).to_string();
+        let command = frame.command().to_owned();
+        let (text, id) = frame.relabel(&upstream_id);
         tracing::debug!(target: "qmp_bridge::wire", to = "qemu", client, "{text}");
         self.in_flight.insert(
             upstream_id,
             InFlight {
                 client,
                 id,
-                seq,
+                command,
                 sent: Instant::now(),
+                overdue: false,
+                _budget: budget,
             },
         );
         self.conn
@@ -505,14 +541,52 @@ impl Up<'_> {
     /// Routes every whole message the framer holds.
     fn route_all(&mut self) -> Result<(), Ending> {
         while let Some(text) = self.conn.next_message(&self.settings.target)? {
-            self.route(text);
+            self.route(text)?;
         }
         Ok(())
     }
 
-    fn route(&mut self, text: String) {
+    /// Tells the clients of commands overdue (newly) that QEMU has not answered, and shows
+    /// or clears the stall in the state.
+    fn check_overdue(&mut self) {
+        let timeout = self.settings.command_timeout;
+        let mut notices = Vec::new();
+        let mut oldest: Option<&InFlight> = None;
+        for f in self.in_flight.values_mut() {
+            if f.sent.elapsed() < timeout {
+                continue;
+            }
+            if !f.overdue {
+                f.overdue = true;
+                notices.push((f.client, stall_event(f)));
+            }
+        }
+        for f in self.in_flight.values().filter(|f| f.overdue) {
+            if oldest.is_none_or(|o| f.sent < o.sent) {
+                oldest = Some(f);
+            }
+        }
+        let stalled = oldest.map(|f| {
+            format!(
+                "QEMU has not answered '{}' for {} s (--command-timeout {} s)",
+                f.command,
+                f.sent.elapsed().as_secs(),
+                timeout.as_secs_f64()
+            )
+        });
+        for (client, notice) in notices {
+            tracing::warn!(client, "{notice}");
+            self.deliver(client, Arc::from(notice));
+        }
+        if stalled.is_some() || self.stalled {
+            self.stalled = stalled.is_some();
+            self.state.send_modify(|s| s.stalled = stalled);
+        }
+    }
+
+    fn route(&mut self, text: String) -> Result<(), Ending> {
         let Ok(mut envelope) = Envelope::parse(&text) else {
-            return; // the framer only yields JSON objects
+            return Ok(()); // the framer only yields JSON objects
         };
         match envelope.kind() {
             Kind::Event => {
@@ -550,17 +624,28 @@ impl Up<'_> {
                 };
                 let pending = match envelope.id() {
                     Some(Value::String(id)) => self.in_flight.remove(&id),
-                    // No id: QEMU could not read the request's; the oldest command it is.
-                    _ => self
-                        .in_flight
-                        .iter()
-                        .min_by_key(|(_, f)| f.seq)
-                        .map(|(k, _)| k.clone())
-                        .and_then(|k| self.in_flight.remove(&k)),
+                    Some(_) => None,
+                    None => {
+                        // QEMU could not read a command the bridge wrote: whose it was
+                        // cannot be told, and what follows may be out of step.
+                        self.metrics
+                            .unmatched_replies
+                            .fetch_add(1, Ordering::Relaxed);
+                        return Err(closed(
+                            close_code::UPSTREAM_ERROR,
+                            format!(
+                                "QEMU answered without an id (it could not read a command): {}",
+                                qmp::message::abbreviate(&text, 200)
+                            ),
+                        ));
+                    }
                 };
                 let Some(pending) = pending else {
-                    tracing::warn!("reply matches no command in flight: {text}");
-                    return;
+                    self.metrics
+                        .unmatched_replies
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("reply matches no command in flight, dropped: {text}");
+                    return Ok(());
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 self.metrics.observe_latency(pending.sent.elapsed());
@@ -568,11 +653,16 @@ impl Up<'_> {
                 let reply = envelope.to_text();
                 tracing::debug!(target: "qmp_bridge::wire", to = "client", client = pending.client, "{reply}");
                 self.deliver(pending.client, Arc::from(reply));
+                if self.stalled && !self.in_flight.values().any(|f| f.overdue) {
+                    self.stalled = false;
+                    self.state.send_modify(|s| s.stalled = None);
+                }
             }
             Kind::Greeting | Kind::Unknown => {
                 tracing::warn!("unexpected message from QEMU: {text}");
             }
         }
+        Ok(())
     }
 
     /// Queues a message for a client; one that cannot keep up is dropped.
@@ -603,10 +693,33 @@ impl Up<'_> {
     }
 
     /// Ends every client's session with `why`.
+    ///
+    /// (Unanswered commands go with the connection, and their budgets with them.)
     fn drop_all(&mut self, why: &Ending) {
         for (_, slot) in self.clients.drain() {
             let _ = slot.dropped.set(why.clone());
         }
         self.in_flight.clear();
     }
+}
+
+/// The event telling a client QEMU has not answered its command in time: its `command`,
+/// its `id` as the client wrote it, and the `seconds` waited so far.
+fn stall_event(f: &InFlight) -> String {
+    #[derive(serde::Serialize)]
+    struct Stall<'a> {
+        command: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a Id>,
+        seconds: u64,
+    }
+    let data = Stall {
+        command: &f.command,
+        id: f.id.as_ref(),
+        seconds: f.sent.elapsed().as_secs(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    qmp::message::event(STALL_EVENT, &data, now)
 }

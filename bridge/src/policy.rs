@@ -4,10 +4,22 @@
 //! action inside a `transaction`. A refused frame never reaches QEMU; the client gets a
 //! QMP-shaped error with the frame's `id`. `qmp_capabilities` is always allowed, since no
 //! session can start without it.
+//!
+//! HMP (`human-monitor-command`) runs a command line the rules cannot be checked against
+//! (`stop`, `c`, `migrate`, `info`...): with any `--allow` or `--deny` rule it is refused
+//! unless an `--allow` rule names `human-monitor-command` itself, not through a wildcard
+//! (`--read-only` refuses it always).
+//!
+//! What passes is what QEMU runs: the frame was parsed by [`qmp::parse_client_frame`],
+//! which accepts exactly one command object that QEMU reads as the bridge does, and QEMU
+//! is sent its re-serialization, never the client's bytes.
 
 use qmp::ClientFrame;
 
 /// Commands `--read-only` lets through besides `query-*` and `x-query-*`.
+/// The command that runs HMP lines.
+const HMP: &str = "human-monitor-command";
+
 const READ_ONLY_EXTRAS: &[&str] = &[
     "qmp_capabilities",
     "qom-get",
@@ -93,6 +105,12 @@ impl Policy {
         if !self.allow.is_empty() && !self.allow.iter().any(|g| glob_match(g, name)) {
             return Some(format!("'{name}' matches no --allow pattern"));
         }
+        if name == HMP && !self.allow.iter().any(|g| g == HMP) {
+            return Some(format!(
+                "HMP command lines cannot be checked against --allow/--deny rules; \
+                 to permit them anyway, --allow {HMP}"
+            ));
+        }
         None
     }
 
@@ -154,6 +172,48 @@ mod tests {
     }
 
     #[test]
+    fn hmp_needs_an_explicit_allow_once_any_rule_is_set() {
+        let hmp =
+            frame(r#"{"execute": "human-monitor-command", "arguments": {"command-line": "stop"}}"#);
+        assert!(
+            Policy::default().check(&hmp).is_ok(),
+            "no rules: HMP as with QEMU"
+        );
+        let deny_stop = Policy {
+            deny: vec!["stop".into()],
+            ..Policy::default()
+        };
+        let why = deny_stop.check(&hmp).unwrap_err();
+        assert!(why.contains("--allow human-monitor-command"), "{why}");
+        let star = Policy {
+            allow: vec!["*".into()],
+            deny: vec!["quit".into()],
+            ..Policy::default()
+        };
+        assert!(
+            star.check(&hmp).is_err(),
+            "a wildcard is not an explicit allow"
+        );
+        let explicit = Policy {
+            allow: vec!["query-*".into(), "human-monitor-command".into()],
+            ..Policy::default()
+        };
+        assert!(explicit.check(&hmp).is_ok());
+        let vm = Policy {
+            allow: vec!["*".into(), "vm1:human-monitor-command".into()],
+            ..Policy::default()
+        };
+        assert!(vm.for_vm("vm1").check(&hmp).is_ok());
+        assert!(vm.for_vm("vm2").check(&hmp).is_err());
+        let both = Policy {
+            allow: vec!["human-monitor-command".into()],
+            deny: vec!["human-*".into()],
+            ..Policy::default()
+        };
+        assert!(both.check(&hmp).unwrap_err().contains("--deny"));
+    }
+
+    #[test]
     fn transaction_actions_are_checked() {
         let p = Policy {
             deny: vec!["blockdev-snapshot*".into()],
@@ -208,9 +268,5 @@ mod tests {
             .check(&frame(r#"{"execute": "query-qmp-schema"}"#))
             .unwrap_err()
             .contains("--deny"));
-        // a frame naming two commands is judged on both
-        assert!(p
-            .check(&frame(r#"{"execute": "stop", "exec-oob": "quit"}"#))
-            .is_err());
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! The client does the greeting and negotiation itself; the relay only moves whole
 //! messages: QEMU's byte stream is cut by [`qmp::Framer`] into one message per frame, and
-//! each client frame goes upstream only once [`admit`] accepts it. A session ends with a
+//! each client frame goes upstream only once [`admit`] accepts it, as its canonical text
+//! (never the client's bytes). Out-of-band execution is hidden from the greeting and
+//! refused at negotiation unless `--allow-oob`. A session ends with a
 //! close whose reason a person can read: upstream missing, monitor busy (no greeting),
 //! QEMU gone, oversized message, slow or silent client, or the bridge shutting down.
 
@@ -10,7 +12,7 @@ use std::net::SocketAddr;
 
 use tokio::sync::watch;
 
-use crate::session::{admit, shutting_down, Client, Ending, Settings, Summary, Tally};
+use crate::session::{admit, shutting_down, Client, Denied, Ending, Settings, Summary, Tally};
 use crate::upstream::{QmpConn, Read};
 
 /// Relays one client until either side ends or `shutdown` flips.
@@ -42,6 +44,11 @@ async fn session<C: Client>(
         Ok(o) => o,
         Err(ending) => return ending,
     };
+    let greeting = if settings.allow_oob {
+        greeting
+    } else {
+        qmp::message::without_capability(&greeting, "oob")
+    };
     tracing::debug!(target: "qmp_bridge::wire", to = "client", "{greeting}");
     tally.delivered(&greeting);
     if let Err(ending) = client.send(greeting).await {
@@ -58,8 +65,12 @@ async fn session<C: Client>(
                     Ok(t) => t,
                     Err(ending) => return ending,
                 };
-                match text.and_then(|t| admit(&t, &settings.policy).map(|frame| (t, frame))) {
-                    Ok((text, frame)) => {
+                let admitted = text
+                    .and_then(|t| admit(&t, &settings.policy, settings.max_command_bytes))
+                    .and_then(|frame| refuse_oob(frame, settings.allow_oob));
+                match admitted {
+                    Ok(frame) => {
+                        let text = frame.upstream_text();
                         tracing::debug!(target: "qmp_bridge::wire", to = "qemu", "{text}");
                         if let Err(ending) = upstream.write_line(&text, settings.send_timeout, target).await {
                             return ending;
@@ -118,4 +129,24 @@ async fn deliver<C: Client>(
         client.flush().await?;
     }
     outcome
+}
+
+/// Refuses a negotiation that enables `oob` unless `--allow-oob`, in QEMU's words for a
+/// monitor without it.
+fn refuse_oob(frame: qmp::ClientFrame, allow_oob: bool) -> Result<qmp::ClientFrame, Denied> {
+    let wants_oob = frame.command() == "qmp_capabilities"
+        && frame
+            .arguments()
+            .and_then(|a| a.get("enable"))
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|caps| caps.iter().any(|c| c == "oob"));
+    if wants_oob && !allow_oob {
+        let reply = qmp::message::error_reply(
+            frame.raw_id(),
+            "GenericError",
+            "This monitor does not support Out-Of-Band (OOB)",
+        );
+        return Err(Denied::Malformed { reply });
+    }
+    Ok(frame)
 }

@@ -276,8 +276,16 @@ async fn healthz(State(state): State<AppState>) -> String {
         Some(fleet) => {
             let vms = fleet.all();
             let up = vms.iter().filter(|vm| vm.mux.state().is_up()).count();
+            // (no VM names: /healthz takes no token)
+            let stalled = vms
+                .iter()
+                .filter(|vm| vm.mux.state().stalled.is_some())
+                .count();
             match (fleet.only(), up) {
-                (Some(_), 1) => "ok: QMP connected\n".into(),
+                (Some(vm), 1) => match vm.mux.state().stalled {
+                    Some(stall) => format!("ok: QMP connected, but stalled: {stall}\n"),
+                    None => "ok: QMP connected\n".into(),
+                },
                 (Some(vm), _) => format!(
                     "ok: QMP reconnecting ({})\n",
                     vm.mux
@@ -286,7 +294,13 @@ async fn healthz(State(state): State<AppState>) -> String {
                         .as_deref()
                         .unwrap_or("first attempt")
                 ),
-                (None, up) => format!("ok: {up} of {} VMs connected\n", vms.len()),
+                (None, up) if stalled == 0 => {
+                    format!("ok: {up} of {} VMs connected\n", vms.len())
+                }
+                (None, up) => format!(
+                    "ok: {up} of {} VMs connected, {stalled} stalled (QEMU not answering)\n",
+                    vms.len(),
+                ),
             }
         }
     }

@@ -34,6 +34,10 @@ pub mod close_code {
     pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
+/// The default `--max-command-bytes`: a command is rarely over a few KB, and QEMU takes
+/// about 0.13 s to read this much.
+pub const DEFAULT_MAX_COMMAND_BYTES: usize = 64 * 1024;
+
 /// What a session needs to know.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -43,6 +47,13 @@ pub struct Settings {
     /// How long QEMU may take to connect and greet before the monitor counts as busy.
     pub greeting_timeout: Duration,
     pub max_message_bytes: usize,
+    /// The largest command a client may send (`--max-command-bytes`).
+    pub max_command_bytes: usize,
+    /// How long QEMU may take to answer a command before its client is told it is
+    /// stalled (`--command-timeout`).
+    pub command_timeout: Duration,
+    /// Negotiate `oob` with QEMU and let clients use `exec-oob` (`--allow-oob`).
+    pub allow_oob: bool,
     /// How long one delivery, to the client or to QEMU, may wait before the session is
     /// closed as stalled.
     pub send_timeout: Duration,
@@ -134,7 +145,7 @@ impl Tally {
     pub fn sent(&mut self, frame: &qmp::ClientFrame) {
         self.to_qemu += 1;
         if self.audit.is_some() {
-            let command = frame.command().unwrap_or("?").to_owned();
+            let command = frame.command().to_owned();
             self.pending.push(frame.id().cloned(), command);
         }
     }
@@ -145,11 +156,7 @@ impl Tally {
             Denied::Refused { frame, why, .. } => {
                 self.refused += 1;
                 tracing::info!(peer = %self.peer, "refused by policy: {why}");
-                self.audit(
-                    frame.command().unwrap_or("?"),
-                    frame.id(),
-                    Outcome::Refused(why.clone()),
-                );
+                self.audit(frame.command(), frame.id(), Outcome::Refused(why.clone()));
             }
             Denied::Malformed { .. } => self.rejected += 1,
         }
@@ -222,14 +229,27 @@ impl Denied {
     }
 }
 
-/// Checks a client frame: well formed, and allowed by the policy.
-pub fn admit(text: &str, policy: &Policy) -> Result<qmp::ClientFrame, Denied> {
+/// Checks a client frame: within `max_bytes` (`--max-command-bytes`), one QMP command
+/// that QEMU reads as the bridge does, and allowed by the policy.
+pub fn admit(text: &str, policy: &Policy, max_bytes: usize) -> Result<qmp::ClientFrame, Denied> {
+    if text.len() > max_bytes {
+        let rejection = qmp::Rejection {
+            id: qmp::inbound::salvage_id(text),
+            desc: format!(
+                "command of {} bytes is over the {max_bytes}-byte limit (--max-command-bytes)",
+                text.len()
+            ),
+        };
+        return Err(Denied::Malformed {
+            reply: rejection.to_reply(),
+        });
+    }
     let frame = qmp::parse_client_frame(text).map_err(|r| Denied::Malformed {
         reply: r.to_reply(),
     })?;
     if let Err(why) = policy.check(&frame) {
         let desc = format!("refused by qmp-bridge policy: {why}");
-        let reply = qmp::message::error_reply(frame.id(), "GenericError", &desc);
+        let reply = qmp::message::error_reply(frame.raw_id(), "GenericError", &desc);
         return Err(Denied::Refused { reply, frame, why });
     }
     Ok(frame)

@@ -7,9 +7,10 @@
 
 use qmp::ClientFrame;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use crate::fleet::Vm;
 use crate::mux::{Attachment, MessageQueue, ToUpstream};
@@ -44,16 +45,15 @@ struct Negotiation {
 }
 
 fn error(frame: &ClientFrame, class: &str, desc: &str) -> String {
-    qmp::message::error_reply(frame.id(), class, desc)
+    qmp::message::error_reply(frame.raw_id(), class, desc)
 }
 
 impl Negotiation {
     /// QEMU's answer to a frame the bridge handles itself, or `None` to forward it.
     fn answer(&mut self, frame: &ClientFrame, oob_offered: bool) -> Option<String> {
         let command = frame.command();
-        let oob_frame = frame.object.contains_key("exec-oob");
         if !self.done {
-            if command != Some("qmp_capabilities") {
+            if command != "qmp_capabilities" {
                 return Some(error(
                     frame,
                     "CommandNotFound",
@@ -61,8 +61,7 @@ impl Negotiation {
                 ));
             }
             let enable = frame
-                .object
-                .get("arguments")
+                .arguments()
                 .and_then(|a| a.get("enable"))
                 .and_then(Value::as_array)
                 .cloned()
@@ -87,16 +86,16 @@ impl Negotiation {
                 }
             }
             self.done = true;
-            return Some(qmp::message::command_reply(frame.id()));
+            return Some(qmp::message::command_reply(frame.raw_id()));
         }
-        if command == Some("qmp_capabilities") {
+        if command == "qmp_capabilities" {
             return Some(error(
                 frame,
                 "CommandNotFound",
                 "Capabilities negotiation is already complete, command ignored",
             ));
         }
-        if oob_frame && !self.oob {
+        if frame.is_oob() && !self.oob {
             return Some(error(
                 frame,
                 "GenericError",
@@ -139,6 +138,7 @@ async fn session<C: Client>(
             .unwrap_or_else(|| closed(close_code::UPSTREAM_ERROR, "the QMP multiplexer stopped"))
     };
     let mut negotiation = Negotiation::default();
+    let budget = Arc::new(Semaphore::new(settings.max_command_bytes));
     loop {
         tokio::select! {
             _ = shutdown.changed() => return shutting_down(),
@@ -153,8 +153,11 @@ async fn session<C: Client>(
                     Ok(t) => t,
                     Err(ending) => return ending,
                 };
-                let frame = match text.and_then(|t| admit(&t, &settings.policy)) {
-                    Ok(frame) => frame,
+                let admitted = text.and_then(|t| {
+                    admit(&t, &settings.policy, settings.max_command_bytes).map(|f| (f, t.len()))
+                });
+                let (frame, size) = match admitted {
+                    Ok(admitted) => admitted,
                     Err(denied) => {
                         if matches!(denied, Denied::Refused { .. }) {
                             vm.metrics.commands_refused.fetch_add(1, Ordering::Relaxed);
@@ -177,13 +180,19 @@ async fn session<C: Client>(
                     continue;
                 }
                 tally.sent(&frame);
-                // The queue to the multiplexer is short: while it is full, keep delivering.
-                let send = commands.send(ToUpstream::Command(frame));
+                // The client's bytes in flight at QEMU are bounded (QEMU reads slowly), and
+                // the queue to the multiplexer is short: while either is full, keep
+                // delivering.
+                let cost = u32::try_from(size.min(settings.max_command_bytes)).unwrap_or(u32::MAX);
+                let send = async {
+                    let permit = budget.clone().acquire_many_owned(cost).await.ok()?;
+                    commands.send(ToUpstream::Command(frame, permit)).await.ok()
+                };
                 tokio::pin!(send);
                 loop {
                     tokio::select! {
                         r = &mut send => {
-                            if r.is_err() {
+                            if r.is_none() {
                                 return gone();
                             }
                             break;

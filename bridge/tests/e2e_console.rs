@@ -25,8 +25,13 @@ struct Session {
 
 /// QEMU, the bridge on it with `-v` (every relayed message logged), and the page, ready.
 async fn open_console() -> testkit::Result<Session> {
+    open_console_with(&[]).await
+}
+
+/// As [`open_console`], with more `qmp-bridge` flags.
+async fn open_console_with(flags: &[&str]) -> testkit::Result<Session> {
     let qemu = Qemu::start()?;
-    let mut s = open_console_on(&qemu.target()).await?;
+    let mut s = open_console_on(&qemu.target(), flags).await?;
     s.qemu = Some(qemu);
     Ok(s)
 }
@@ -54,11 +59,10 @@ async fn wait_state(page: &Page, state: &str) -> testkit::Result<()> {
     Ok(())
 }
 
-async fn open_console_on(target: &str) -> testkit::Result<Session> {
-    let bridge = BridgeProcess::start(
-        Path::new(env!("CARGO_BIN_EXE_qmp-bridge")),
-        &["--qmp", target, "--listen", "127.0.0.1:0", "-v"],
-    )?;
+async fn open_console_on(target: &str, flags: &[&str]) -> testkit::Result<Session> {
+    let mut args = vec!["--qmp", target, "--listen", "127.0.0.1:0", "-v"];
+    args.extend_from_slice(flags);
+    let bridge = BridgeProcess::start(Path::new(env!("CARGO_BIN_EXE_qmp-bridge")), &args)?;
     bridge.require_ui()?;
     let browser = Browser::launch().await?;
     let page = browser.new_page(&bridge.url).await?;
@@ -161,7 +165,14 @@ async fn commands_events_and_the_status_badge() -> testkit::Result<()> {
     let greeting = page
         .eval("document.querySelector('[data-testid=greeting]').dataset.capabilities")
         .await?;
-    assert_eq!(greeting, Value::from("oob"));
+    // QEMU offers oob; the bridge does not without --allow-oob, and the page offers no
+    // oob switch
+    assert_eq!(greeting, Value::from("none"));
+    assert_eq!(
+        page.eval("document.querySelector('[data-testid=oob]') === null")
+            .await?,
+        Value::Bool(true)
+    );
     // the console asked query-status itself: QEMU started with -S
     s.badge("prelaunch").await?;
 
@@ -433,7 +444,7 @@ async fn flood_peer(mut c: PeerConn) -> testkit::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_flood_is_capped_on_the_page_and_exported_whole() -> testkit::Result<()> {
     let peer = FakePeer::start(flood_peer).await?;
-    let s = open_console_on(&peer.target()).await?;
+    let s = open_console_on(&peer.target(), &[]).await?;
     let page = &s.page;
     page.click("mode-raw").await?;
     page.fill("raw-text", r#"{"execute": "x-flood", "id": "f"}"#)
@@ -490,7 +501,7 @@ async fn an_event_flood_is_capped_on_the_page_and_exported_whole() -> testkit::R
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oob_raw_mode_history_and_reconnects() -> testkit::Result<()> {
-    let mut s = open_console().await?;
+    let mut s = open_console_with(&["--allow-oob"]).await?;
     let page = &s.page;
     // ask for oob: the console reconnects and negotiates it
     page.click("oob").await?;
@@ -532,7 +543,7 @@ async fn oob_raw_mode_history_and_reconnects() -> testkit::Result<()> {
         error
             .as_str()
             .unwrap_or_default()
-            .contains("not one JSON object"),
+            .contains("not one QMP command object"),
         "{error}"
     );
 

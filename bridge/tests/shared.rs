@@ -88,7 +88,12 @@ async fn two_browsers_and_a_socket_client_share_one_qemu() -> testkit::Result<()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_client_negotiates_as_with_qemu() -> testkit::Result<()> {
     let qemu = Qemu::start()?;
-    let bridge = shared_bridge(&qemu.target(), None).await;
+    // with --allow-oob, so that oob is offered (tests/qemu_parser.rs: not without)
+    let mut settings = common::settings(&qemu.target());
+    settings.allow_oob = true;
+    let mut config = common::config(settings);
+    config.mode = Mode::Shared;
+    let bridge = common::start_with(config).await;
     let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
     let greeting = ws.recv_json().await?;
     assert!(greeting["QMP"]["capabilities"].as_array().is_some());

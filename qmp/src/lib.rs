@@ -21,7 +21,7 @@ pub mod message;
 pub mod schema;
 
 pub use framing::{FrameError, Framer};
-pub use inbound::{parse_client_frame, ClientFrame, Rejection};
+pub use inbound::{parse_client_frame, ClientFrame, Id, Rejection};
 pub use message::{
     outline, Envelope, Event, Greeting, Kind, Message, MessageError, Outline, QmpError, Version,
 };

@@ -5,7 +5,10 @@
 //! (`{"event", "data", "timestamp"}`). See QEMU's docs/interop/qmp-spec.rst.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
+
+use crate::inbound::Id;
 
 /// QEMU's version triple from the greeting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,10 +290,10 @@ impl Envelope {
     }
 
     /// Replaces the `id` (or removes it, for `None`).
-    pub fn set_id(&mut self, id: Option<&Value>) {
-        match id.and_then(|v| serde_json::value::to_raw_value(v).ok()) {
-            Some(raw) => {
-                self.members.insert("id".into(), raw);
+    pub fn set_id(&mut self, id: Option<&Id>) {
+        match id {
+            Some(id) => {
+                self.members.insert("id".into(), id.raw().to_owned());
             }
             None => {
                 self.members.remove("id");
@@ -301,6 +304,60 @@ impl Envelope {
     pub fn to_text(&self) -> String {
         serde_json::to_string(&self.members).unwrap_or_default()
     }
+}
+
+/// An event as QEMU sends it, `{"event": name, "data": data, "timestamp": ...}`, stamped
+/// `since_epoch` (a bridge's own notices to its clients).
+pub fn event(name: &str, data: &impl Serialize, since_epoch: std::time::Duration) -> String {
+    #[derive(Serialize)]
+    struct Stamp {
+        seconds: u64,
+        microseconds: u32,
+    }
+    #[derive(Serialize)]
+    struct Ev<'a, D> {
+        event: &'a str,
+        data: &'a D,
+        timestamp: Stamp,
+    }
+    serde_json::to_string(&Ev {
+        event: name,
+        data,
+        timestamp: Stamp {
+            seconds: since_epoch.as_secs(),
+            microseconds: since_epoch.subsec_micros(),
+        },
+    })
+    .unwrap_or_default()
+}
+
+/// A greeting with `capability` no longer offered (e.g. `oob`, when a bridge does not
+/// enable it upstream); unchanged if it is not a greeting.
+pub fn without_capability(greeting: &str, capability: &str) -> String {
+    let Ok(mut value) = serde_json::from_str::<Value>(greeting) else {
+        return greeting.to_owned();
+    };
+    if let Some(caps) = value
+        .get_mut("QMP")
+        .and_then(|q| q.get_mut("capabilities"))
+        .and_then(Value::as_array_mut)
+    {
+        caps.retain(|c| c != capability);
+    }
+    value.to_string()
+}
+
+/// At most `max` bytes of `text` (on a character boundary), marked when cut: for logs and
+/// error messages quoting what a peer sent.
+pub fn abbreviate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &text[..end], text.len())
 }
 
 /// A command as a client sends it: `{"execute": name, "arguments": args, "id": id}`.
@@ -326,24 +383,24 @@ pub fn qmp_capabilities(enable: &[&str], id: Option<Value>) -> String {
     command("qmp_capabilities", args, id)
 }
 
-/// An empty success reply, `{"return": {}, "id": ...}`.
-pub fn command_reply(id: Option<&Value>) -> String {
-    let mut obj = Map::new();
-    obj.insert("return".into(), json!({}));
-    if let Some(id) = id {
-        obj.insert("id".into(), id.clone());
-    }
-    Value::Object(obj).to_string()
+/// An empty success reply, `{"return": {}, "id": ...}`, the id as its client wrote it.
+pub fn command_reply(id: Option<&Id>) -> String {
+    reply("return", &json!({}), id)
 }
 
 /// A QMP-shaped error reply, as QEMU itself would send it, for errors a bridge produces.
-pub fn error_reply(id: Option<&Value>, class: &str, desc: &str) -> String {
-    let mut obj = Map::new();
-    obj.insert("error".into(), json!({ "class": class, "desc": desc }));
+pub fn error_reply(id: Option<&Id>, class: &str, desc: &str) -> String {
+    reply("error", &json!({ "class": class, "desc": desc }), id)
+}
+
+fn reply(member: &str, value: &Value, id: Option<&Id>) -> String {
+    let mut obj: std::collections::BTreeMap<&str, &RawValue> = std::collections::BTreeMap::new();
+    let value = serde_json::value::to_raw_value(value).unwrap_or_default();
+    obj.insert(member, &value);
     if let Some(id) = id {
-        obj.insert("id".into(), id.clone());
+        obj.insert("id", id.raw());
     }
-    Value::Object(obj).to_string()
+    serde_json::to_string(&obj).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -407,7 +464,7 @@ mod tests {
         let mut env = Envelope::parse(text).unwrap();
         assert_eq!(env.kind(), Kind::Return);
         assert_eq!(env.id(), Some(json!("qmpc-7")));
-        env.set_id(Some(&json!({"mine": [1]})));
+        env.set_id(Some(&Id::from_value(&json!({"mine": [1]}))));
         let back: Value = serde_json::from_str(&env.to_text()).unwrap();
         assert_eq!(
             back,
@@ -448,6 +505,30 @@ mod tests {
     }
 
     #[test]
+    fn bridge_notices_and_greetings() {
+        let e = event(
+            "X",
+            &json!({"a": 1}),
+            std::time::Duration::from_micros(1_500_002),
+        );
+        let Message::Event(ev) = Message::parse(&e).unwrap() else {
+            panic!("{e}")
+        };
+        assert_eq!(
+            (ev.name.as_str(), ev.seconds, ev.microseconds),
+            ("X", 1, 500_002)
+        );
+        let g = r#"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": ["oob"]}}"#;
+        let Message::Greeting(stripped) = Message::parse(&without_capability(g, "oob")).unwrap()
+        else {
+            panic!()
+        };
+        assert!(stripped.capabilities.is_empty());
+        assert_eq!(abbreviate("héllo", 2), "h... (6 bytes)");
+        assert_eq!(abbreviate("ok", 2), "ok");
+    }
+
+    #[test]
     fn builds_commands_and_errors() {
         let caps: Value =
             serde_json::from_str(&qmp_capabilities(&["oob"], Some(json!(1)))).unwrap();
@@ -456,7 +537,7 @@ mod tests {
             json!({"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}, "id": 1})
         );
         assert_eq!(command("stop", None, None), r#"{"execute":"stop"}"#);
-        let e = error_reply(Some(&json!("x")), "GenericError", "bad");
+        let e = error_reply(Some(&Id::from_value(&json!("x"))), "GenericError", "bad");
         let Message::Error { id, error } = Message::parse(&e).unwrap() else {
             panic!()
         };

@@ -51,7 +51,8 @@ impl PeerConn {
     /// Answers every command with `{"return": {}, "id": <its id>}` until EOF.
     pub async fn echo_returns(&mut self) -> Result<()> {
         while let Some(cmd) = self.recv().await? {
-            let reply = qmp::message::command_reply(cmd.get("id"));
+            let reply =
+                qmp::message::command_reply(cmd.get("id").map(qmp::Id::from_value).as_ref());
             self.send(format!("{reply}\r\n").as_bytes()).await?;
         }
         Ok(())

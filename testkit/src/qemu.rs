@@ -88,6 +88,11 @@ impl Qemu {
         format!("unix:{}", self.socket.display())
     }
 
+    /// QEMU's process id (to stop and continue it with signals, say).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for QEMU to exit by itself (after `quit`), up to `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
         let child = &mut self.child;

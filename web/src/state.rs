@@ -100,9 +100,7 @@ impl Request {
             Request::Command { name, .. } => name.clone(),
             Request::Hmp(line) => format!("hmp: {line}"),
             Request::Raw(text) => match qmp::parse_client_frame(text) {
-                Ok(frame) => frame
-                    .command()
-                    .map_or_else(|| "raw".to_owned(), |n| format!("raw: {n}")),
+                Ok(frame) => format!("raw: {}", frame.command()),
                 Err(_) => "raw".to_owned(),
             },
         }
@@ -296,7 +294,7 @@ impl Console {
             Request::Raw(text) => {
                 let id = match qmp::parse_client_frame(text) {
                     Ok(frame) => frame.id().cloned(),
-                    Err(rejection) => rejection.id,
+                    Err(rejection) => rejection.id.map(|id| id.value()),
                 };
                 (text.clone(), id)
             }
