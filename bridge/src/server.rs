@@ -66,9 +66,10 @@ pub struct Config {
     pub ui: Ui,
     pub gate: Gate,
     pub tls: Option<TlsAcceptor>,
-    /// Most websocket sessions at once.
+    /// Most client sessions at once, websockets and `--share-socket` clients together.
     pub max_clients: usize,
-    /// How long the TLS handshake, and then each request's headers, may take to arrive.
+    /// How long the TLS handshake, and then each request's headers, may take to arrive;
+    /// also how long a `--share-socket` client's message may stay unfinished.
     pub request_timeout: Duration,
 }
 
@@ -123,18 +124,26 @@ pub async fn run(
         fleet.scan(dir);
         tokio::spawn(fleet.clone().watch_dir(dir.clone()));
     }
+    // --max-clients counts websocket and share socket sessions alike
+    let slots = Arc::new(Semaphore::new(config.max_clients));
     if let (Some(vm), Some(path)) = (fleet.as_ref().and_then(|f| f.only()), &config.share_socket) {
         let listener = crate::share_socket::bind(path).map_err(std::io::Error::other)?;
+        let limits = crate::share_socket::Limits {
+            slots: slots.clone(),
+            max_clients: config.max_clients,
+            unfinished: config.request_timeout,
+        };
         tokio::spawn(crate::share_socket::serve(
             listener,
             path.clone(),
             vm,
+            limits,
             stop_rx.clone(),
             sessions_tx.clone(),
         ));
     }
     let state = Arc::new(Shared {
-        slots: Arc::new(Semaphore::new(config.max_clients)),
+        slots,
         fleet,
         config,
         shutdown: stop_rx.clone(),

@@ -4,6 +4,11 @@
 //! The socket is created mode 0600: whoever may open it drives the VM, as with QEMU's own
 //! socket. Clients speak plain QMP: JSON messages (framed on value boundaries, like
 //! QEMU's own parser), replies and events each followed by CRLF.
+//!
+//! Its clients are held to the websockets' limits: each takes a `--max-clients` slot (none
+//! free: a QMP error instead of the greeting, then the socket closes), and `--idle-timeout`
+//! or a message left unfinished for `--request-timeout` ends the session with a QMP error
+//! (no `id`) saying why.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -13,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use qmp::Framer;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::fleet::Vm;
 use crate::session::{
@@ -51,11 +56,24 @@ pub fn bind(path: &Path) -> Result<UnixListener, ShareSocketError> {
     Ok(listener)
 }
 
-/// Accepts clients until `shutdown`; each holds a clone of `alive` while it runs.
+/// What bounds the share socket's clients, beside each session's own [`Settings`].
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `--max-clients`: a session holds one permit while it runs, websockets and share
+    /// socket clients alike.
+    pub slots: Arc<Semaphore>,
+    pub max_clients: usize,
+    /// `--request-timeout`: how long a message may stay unfinished.
+    pub unfinished: Duration,
+}
+
+/// Accepts clients until `shutdown`; each holds a clone of `alive` and a client slot
+/// while it runs.
 pub async fn serve(
     listener: UnixListener,
     path: PathBuf,
     vm: Arc<Vm>,
+    limits: Limits,
     mut shutdown: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
@@ -77,12 +95,21 @@ pub async fn serve(
             path.display(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
+        let mut client = UnixClient::new(stream, &vm.settings, limits.unfinished);
+        let slot = limits.slots.clone().try_acquire_owned();
         let (vm, stop, alive) = (vm.clone(), shutdown.clone(), alive.clone());
+        let max_clients = limits.max_clients;
         tokio::spawn(async move {
             let _alive = alive;
+            let Ok(_slot) = slot else {
+                tracing::warn!(%peer, "session refused: --max-clients {max_clients} reached");
+                let desc = format!("qmp-bridge: too many clients (--max-clients {max_clients})");
+                let ending = client.tell(close_code::TRY_AGAIN_LATER, desc).await;
+                client.close(&ending).await;
+                return;
+            };
             let started = Instant::now();
             tracing::info!(%peer, "session opened");
-            let client = UnixClient::new(stream, &vm.settings);
             let summary = crate::shared::serve(client, &vm, peer.clone(), stop).await;
             crate::server::log_session_end(&peer, &vm.settings, started, &summary);
         });
@@ -98,10 +125,25 @@ pub struct UnixClient {
     send_timeout: Duration,
     idle_timeout: Option<Duration>,
     last_frame: Instant,
+    /// How long a message may stay unfinished.
+    unfinished_timeout: Duration,
+    /// Since when the framer holds part of a message.
+    unfinished_since: Option<Instant>,
+}
+
+/// What ended a wait for the client's bytes.
+enum Wake {
+    Idle,
+    Unfinished,
+    Read(std::io::Result<Read>),
 }
 
 impl UnixClient {
-    pub fn new(stream: UnixStream, settings: &Settings) -> UnixClient {
+    pub fn new(
+        stream: UnixStream,
+        settings: &Settings,
+        unfinished_timeout: Duration,
+    ) -> UnixClient {
         UnixClient {
             conn: QmpConn {
                 io: Upstream::Unix(stream),
@@ -111,7 +153,17 @@ impl UnixClient {
             send_timeout: settings.send_timeout,
             idle_timeout: settings.idle_timeout,
             last_frame: Instant::now(),
+            unfinished_timeout,
+            unfinished_since: None,
         }
+    }
+
+    /// Tells the client why its session ends, as a QMP error without an id (what QEMU
+    /// answers to a message it cannot read), and makes that ending.
+    async fn tell(&mut self, code: u16, desc: String) -> Ending {
+        let reply = qmp::message::error_reply(None, "GenericError", &desc);
+        let _ = self.send(reply).await;
+        closed(code, desc)
     }
 }
 
@@ -121,32 +173,43 @@ impl Client for UnixClient {
             match self.conn.framer.next_message() {
                 Ok(Some(text)) => {
                     self.last_frame = Instant::now();
+                    self.unfinished_since = None;
                     return Ok(Ok(text));
                 }
                 Ok(None) => {}
                 Err(e) => {
                     // QEMU would answer a parse error; the stream can not be resynchronised.
-                    let reply = qmp::message::error_reply(
-                        None,
-                        "GenericError",
-                        &format!("JSON parse error: {e}"),
-                    );
-                    let _ = self.send(reply).await;
-                    return Err(closed(
-                        close_code::PROTOCOL,
-                        format!("client sent invalid QMP: {e}"),
-                    ));
+                    let desc = format!("JSON parse error: {e}");
+                    return Err(self.tell(close_code::PROTOCOL, desc).await);
                 }
             }
-            tokio::select! {
-                _ = idle_deadline(self.idle_timeout, self.last_frame) => {
-                    return Err(closed(close_code::GOING_AWAY, "idle (--idle-timeout)"))
+            let unfinished = match self.conn.framer.pending_bytes() {
+                0 => None,
+                _ => Some(*self.unfinished_since.get_or_insert_with(Instant::now)),
+            };
+            self.unfinished_since = unfinished;
+            let wake = tokio::select! {
+                _ = idle_deadline(self.idle_timeout, self.last_frame) => Wake::Idle,
+                _ = idle_deadline(unfinished.map(|_| self.unfinished_timeout),
+                        unfinished.unwrap_or(self.last_frame)) => Wake::Unfinished,
+                r = self.conn.io.readable() => Wake::Read(r.and_then(|()| self.conn.read_available())),
+            };
+            match wake {
+                Wake::Read(Ok(Read::Data | Read::Nothing)) => {}
+                Wake::Read(Ok(Read::Eof) | Err(_)) => return Err(Ending::ClientLeft),
+                Wake::Idle => {
+                    let desc = format!(
+                        "qmp-bridge closes this session: idle, no command for {:?} (--idle-timeout)",
+                        self.last_frame.elapsed()
+                    );
+                    return Err(self.tell(close_code::GOING_AWAY, desc).await);
                 }
-                r = self.conn.io.readable() => {
-                    match r.and_then(|()| self.conn.read_available()) {
-                        Ok(Read::Data | Read::Nothing) => {}
-                        Ok(Read::Eof) | Err(_) => return Err(Ending::ClientLeft),
-                    }
+                Wake::Unfinished => {
+                    let desc = format!(
+                        "qmp-bridge closes this session: a message stayed unfinished for over {:?} (--request-timeout)",
+                        self.unfinished_timeout
+                    );
+                    return Err(self.tell(close_code::POLICY, desc).await);
                 }
             }
         }
