@@ -426,7 +426,7 @@ impl Up<'_> {
                     .write_line(&ask, self.settings.send_timeout, target)
                     .await
                 {
-                    return Some(ending);
+                    return Some(self.last_words(ending));
                 }
             }
             let room = self.in_flight.len() < MAX_IN_FLIGHT;
@@ -445,7 +445,7 @@ impl Up<'_> {
                     }
                     Some(ToUpstream::Command(frame, budget)) => {
                         if let Err(ending) = self.forward(client, frame, budget).await {
-                            return Some(ending);
+                            return Some(self.last_words(ending));
                         }
                     }
                 },
@@ -544,6 +544,16 @@ impl Up<'_> {
             self.route(text)?;
         }
         Ok(())
+    }
+
+    /// A write failed (QEMU closed the monitor, after `quit` say): what QEMU sent before
+    /// it went (the `quit` reply, SHUTDOWN) still reaches its clients; then `ending`.
+    fn last_words(&mut self, ending: Ending) -> Ending {
+        while let Ok(Read::Data) = self.conn.read_available() {}
+        match self.route_all() {
+            Ok(()) => ending,
+            Err(other) => other,
+        }
     }
 
     /// Tells the clients of commands overdue (newly) that QEMU has not answered, and shows

@@ -365,3 +365,44 @@ async fn a_flooding_client_does_not_starve_another() -> testkit::Result<()> {
     flooder.await??;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quit_reply_reaches_its_client_while_others_send() -> testkit::Result<()> {
+    // the race (a write failing before the reply is read) is lost in about one round of 10
+    for round in 0..10 {
+        let qemu = Qemu::start()?;
+        let bridge = shared_bridge(&qemu.target(), None).await;
+        let mut quitter = QmpWs::open(&bridge.ws_url()).await?;
+        let mut flooders = Vec::new();
+        for f in 0..2 {
+            let mut ws = QmpWs::open(&bridge.ws_url()).await?;
+            flooders.push(tokio::spawn(async move {
+                // until the bridge closes the session (bounded all the same)
+                for n in 0..200_000 {
+                    let cmd = qmp::message::command("query-status", None, Some(json!([f, n])));
+                    if ws.send_text(&cmd).await.is_err() {
+                        break;
+                    }
+                    if n % 16 == 0 && ws.recv().await.is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        quitter
+            .send_text(r#"{"execute": "quit", "id": "bye"}"#)
+            .await?;
+        let (texts, code, reason) = quitter.until_close().await?;
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.contains(r#""id":"bye""#) && t.contains("return")),
+            "round {round}: the quit reply was lost ({code} {reason}): {texts:?}"
+        );
+        for f in flooders {
+            let _ = f.await;
+        }
+    }
+    Ok(())
+}
