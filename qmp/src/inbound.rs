@@ -586,6 +586,8 @@ mod tests {
             f.upstream_text(),
             r#"{"arguments":{"n":1.2345678901234568e+29,"s":"é/"},"execute":"x","id":100.0}"#
         );
+        let again = parse_client_frame(&f.upstream_text()).unwrap();
+        assert_eq!(again.upstream_text(), f.upstream_text(), "canonical is a fixed point");
         let (text, id) = f.relabel("qmpc-3");
         assert!(text.ends_with(r#""execute":"x","id":"qmpc-3"}"#), "{text}");
         assert_eq!(id.unwrap().raw().get(), "1e2");
