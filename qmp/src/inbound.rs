@@ -408,8 +408,12 @@ pub fn salvage_id(text: &str) -> Option<Id> {
                     if let Some(value_text) = rest.strip_prefix(':') {
                         let mut values =
                             serde_json::Deserializer::from_str(value_text).into_iter::<&RawValue>();
+                        // (a number past f64's range is JSON, but clients could not read
+                        // the reply: such an id is not salvaged)
                         if let Some(Ok(v)) = values.next() {
-                            return Some(Id(v.to_owned()));
+                            return serde_json::from_str::<Value>(v.get())
+                                .is_ok()
+                                .then(|| Id(v.to_owned()));
                         }
                     }
                 }
@@ -646,6 +650,7 @@ mod tests {
             Some(json!({"n": [1]}))
         );
         assert_eq!(salvaged(r#"{"id": "#), None);
+        assert_eq!(salvaged(r#"{"id": 5e999, "#), None);
         assert_eq!(salvaged(r#"{"id"#), None);
     }
 }
