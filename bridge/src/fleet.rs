@@ -20,9 +20,10 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::metrics::VmMetrics;
-use crate::mux::{Fault, Mux};
+use crate::mux::Mux;
 use crate::session::Settings;
 use crate::target::QmpTarget;
+use crate::upstream::Fault;
 
 /// How often `--qmp-dir` is looked at.
 pub const DIR_POLL: Duration = Duration::from_millis(500);

@@ -1,10 +1,22 @@
 //! qmp-bridge: serves the qmp-console UI and relays browser websockets to QEMU's QMP.
 //!
 //! - [`config`]: command-line flags into a [`server::Config`].
-//! - [`target`]: the QMP endpoint (`unix:` or `tcp:`) and the byte stream to it.
-//! - [`upstream`]: a QMP connection opened up to its greeting ("busy" when none comes).
-//! - [`session`]: what every client session shares: settings, endings and close codes,
-//!   admission of frames, tally and audit, the `Client` transport trait and `WsClient`.
+//!
+//! The QEMU side:
+//! - [`target`]: the QMP endpoint (`unix:` or `tcp:`) and the [`target::Socket`] to it.
+//! - [`stream`]: a socket cut into whole QMP messages, cancel-safe `recv`, `send`.
+//! - [`upstream`]: the [`upstream::Monitor`] seam (open a connection, then whole messages
+//!   both ways) with the socket monitor, and [`upstream::UpstreamError`], every way it
+//!   fails, typed.
+//!
+//! A client's session:
+//! - [`session`]: its settings, and the bookkeeping around every session (slot, log lines).
+//! - [`ending`]: how a session ends, typed ([`ending::Ending`]).
+//! - [`client`]: the [`client::Client`] transport trait; [`ws_client`] (a browser; the one
+//!   place endings become websocket close codes) and [`unix_client`] (a `--share-socket`
+//!   client, told with a QMP error line).
+//! - [`admission`]: what a frame passes before it goes upstream, and the session's tally
+//!   and audit records.
 //! - [`mux`]: shared mode's multiplexer: one negotiated QMP connection for every client,
 //!   ids rewritten, events fanned out, fair and bounded, reconnecting with backoff.
 //! - [`fleet`]: the VMs served (`--qmp NAME=...`, `--qmp-dir`), each with its multiplexer.
@@ -28,9 +40,12 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod admission;
 pub mod assets;
 pub mod audit;
+pub mod client;
 pub mod config;
+pub mod ending;
 pub mod fleet;
 pub mod metrics;
 pub mod mux;
@@ -41,6 +56,9 @@ pub mod server;
 pub mod session;
 pub mod share_socket;
 pub mod shared;
+pub mod stream;
 pub mod target;
 pub mod tls;
+pub mod unix_client;
 pub mod upstream;
+pub mod ws_client;

@@ -34,9 +34,10 @@ use qmp::{ClientFrame, Envelope, Id, Kind, Message};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit};
 
+use crate::ending::{ClientFault, Ending};
 use crate::metrics::VmMetrics;
-use crate::session::{close_code, closed, shutting_down, Ending, Settings};
-use crate::upstream::{QmpConn, Read};
+use crate::session::Settings;
+use crate::upstream::{Fault, Monitor, MonitorConn, SocketMonitor, UpstreamError};
 
 /// Upstream commands awaiting their replies, at most.
 pub const MAX_IN_FLIGHT: usize = 8;
@@ -65,30 +66,6 @@ pub struct Upstate {
     pub run_state: Option<String>,
     /// A command QEMU has not answered within `--command-timeout`, while one has not.
     pub stalled: Option<String>,
-}
-
-/// Why the upstream is not up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// Nothing listens at the target (no socket, connection refused).
-    Unreachable,
-    /// Connected, but QEMU did not greet or answer: another client holds the monitor.
-    Busy,
-    /// The connection broke, or what came was not QMP.
-    Broken,
-}
-
-impl Fault {
-    /// The fault an ending of the connect/negotiate steps (past the connect) stands for.
-    fn of(ending: &Ending) -> Fault {
-        match ending {
-            Ending::Closed {
-                code: close_code::TRY_AGAIN_LATER,
-                ..
-            } => Fault::Busy,
-            _ => Fault::Broken,
-        }
-    }
 }
 
 impl Upstate {
@@ -172,7 +149,15 @@ impl Mux {
     ) -> Mux {
         let (requests, requests_rx) = mpsc::channel(64);
         let (state_tx, state) = watch::channel(Upstate::default());
-        tokio::spawn(actor(settings, metrics, requests_rx, state_tx, shutdown));
+        let monitor = SocketMonitor::of(&settings);
+        tokio::spawn(actor(
+            monitor,
+            settings,
+            metrics,
+            requests_rx,
+            state_tx,
+            shutdown,
+        ));
         Mux { requests, state }
     }
 
@@ -189,26 +174,27 @@ impl Mux {
         self.requests
             .send(AttachRequest { reply })
             .await
-            .map_err(|_| shutting_down())?;
-        answer.await.map_err(|_| shutting_down())?
+            .map_err(|_| Ending::ShuttingDown)?;
+        answer.await.map_err(|_| Ending::ShuttingDown)?
     }
 }
 
-async fn actor(
+async fn actor<M: Monitor>(
+    monitor: M,
     settings: Arc<Settings>,
     metrics: Arc<VmMetrics>,
     mut requests: mpsc::Receiver<AttachRequest>,
     state: watch::Sender<Upstate>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let target = &settings.target;
+    let target = monitor.describe();
     let mut backoff = Duration::from_millis(100);
     loop {
         let attempt = tokio::select! {
-            r = connect(&settings) => r,
+            r = connect(&monitor, &settings) => r,
             _ = shutdown.changed() => return,
         };
-        let (reason, fault) = match attempt {
+        let why = match attempt {
             Ok((conn, greeting, oob_offered, run_state)) => {
                 backoff = Duration::from_millis(100);
                 tracing::info!(%target, "shared QMP session up");
@@ -217,7 +203,7 @@ async fn actor(
                     run_state,
                     ..Upstate::default()
                 });
-                let mut up = Up {
+                let mut up = Connected {
                     settings: &settings,
                     metrics: &metrics,
                     state: &state,
@@ -233,30 +219,24 @@ async fn actor(
                     next_client: 0,
                     next_id: 0,
                 };
-                let ending = up.run(&mut requests, &mut shutdown).await;
-                let Some(ending) = ending else {
-                    up.drop_all(&shutting_down());
+                let Some(why) = up.run(&mut requests, &mut shutdown).await else {
+                    up.drop_all(&Ending::ShuttingDown);
                     return;
                 };
-                let why = match &ending {
-                    Ending::Closed { reason, .. } => reason.clone(),
-                    Ending::ClientLeft => "upstream ended".into(),
-                };
-                let told = closed(
-                    close_code::RESTART,
-                    format!("{why}; qmp-bridge is reconnecting to {target}: reconnect to continue"),
-                );
-                up.drop_all(&told);
+                let why = Arc::new(why);
+                up.drop_all(&Ending::Reconnecting {
+                    why: why.clone(),
+                    target: target.clone(),
+                });
                 metrics.reconnects.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%target, "shared QMP session down: {why}");
-                (why, Fault::Broken)
+                why
             }
-            Err((fault, Ending::Closed { reason, .. })) => (reason, fault),
-            Err((fault, Ending::ClientLeft)) => ("upstream ended".into(), fault),
+            Err(why) => Arc::new(why),
         };
         state.send_replace(Upstate {
-            last_error: Some(reason.clone()),
-            fault: Some(fault),
+            last_error: Some(why.to_string()),
+            fault: Some(why.fault()),
             ..Upstate::default()
         });
         let until = tokio::time::Instant::now() + backoff;
@@ -266,41 +246,40 @@ async fn actor(
                 _ = tokio::time::sleep_until(until) => break,
                 _ = shutdown.changed() => return,
                 Some(req) = requests.recv() => {
-                    let _ = req.reply.send(Err(closed(close_code::TRY_AGAIN_LATER,
-                        format!("QMP at {target} unavailable, qmp-bridge keeps retrying: {reason}"))));
+                    let _ = req.reply.send(Err(Ending::Unavailable {
+                        why: why.clone(),
+                        target: target.clone(),
+                    }));
                 }
             }
         }
     }
 }
 
-/// Opens the upstream, negotiates it (enabling `oob` when QEMU offers it and
+/// Opens the monitor, negotiates it (enabling `oob` when QEMU offers it and
 /// `--allow-oob`) and asks for the VM's run state.
-async fn connect(
+async fn connect<M: Monitor>(
+    monitor: &M,
     settings: &Settings,
-) -> Result<(QmpConn, String, bool, Option<String>), (Fault, Ending)> {
-    let target = &settings.target;
-    let mut conn = QmpConn::connect(
-        target,
-        settings.greeting_timeout,
-        settings.max_message_bytes,
-    )
-    .await
-    .map_err(|e| (Fault::Unreachable, e))?;
-    negotiate(settings, &mut conn)
-        .await
-        .map(|(greeting, oob, run_state)| (conn, greeting, oob, run_state))
-        .map_err(|e| (Fault::of(&e), e))
+) -> Result<(M::Conn, String, bool, Option<String>), UpstreamError> {
+    let (mut conn, greeting) = monitor.open().await?;
+    let target = monitor.describe();
+    let deadline = tokio::time::Instant::now() + settings.greeting_timeout;
+    let negotiated = negotiate(settings, &mut conn, greeting, &target);
+    match tokio::time::timeout_at(deadline, negotiated).await {
+        Ok(r) => r.map(|(greeting, oob, run_state)| (conn, greeting, oob, run_state)),
+        Err(_) => Err(UpstreamError::NoAnswer { target }),
+    }
 }
 
-/// Greeting, negotiation and the first `query-status` on a fresh connection. The greeting
-/// returned is the one clients get: without `oob` unless it is on.
-async fn negotiate(
+/// Negotiation and the first `query-status` on a fresh connection. The greeting returned
+/// is the one clients get: without `oob` unless it is on.
+async fn negotiate<C: MonitorConn>(
     settings: &Settings,
-    conn: &mut QmpConn,
-) -> Result<(String, bool, Option<String>), Ending> {
-    let target = &settings.target;
-    let greeting = conn.greeting(target, settings.greeting_timeout).await?;
+    conn: &mut C,
+    greeting: String,
+    target: &str,
+) -> Result<(String, bool, Option<String>), UpstreamError> {
     let oob_offered = matches!(Message::parse(&greeting),
         Ok(Message::Greeting(g)) if g.capabilities.iter().any(|c| c == "oob"));
     let oob = oob_offered && settings.allow_oob;
@@ -309,47 +288,35 @@ async fn negotiate(
     } else {
         greeting
     };
-    let oob_offered = oob;
     let enable: &[&str] = if oob { &["oob"] } else { &[] };
     let negotiate = qmp::message::qmp_capabilities(enable, Some(json!(NEGOTIATION_ID)));
-    conn.write_line(&negotiate, settings.send_timeout, target)
-        .await?;
+    conn.send(&negotiate).await?;
     let status = qmp::message::command("query-status", None, Some(json!(STATUS_ID)));
-    conn.write_line(&status, settings.send_timeout, target)
-        .await?;
-    let deadline = tokio::time::Instant::now() + settings.greeting_timeout;
+    conn.send(&status).await?;
     loop {
-        while let Some(text) = conn.next_message(target)? {
-            match Message::parse(&text) {
-                Ok(Message::Return {
-                    id: Some(id),
-                    value,
-                }) if id == STATUS_ID => {
-                    let run_state = value["status"].as_str().map(str::to_owned);
-                    return Ok((greeting, oob_offered, run_state));
-                }
-                Ok(Message::Error { id: Some(id), .. }) if id == STATUS_ID => {
-                    return Ok((greeting, oob_offered, None));
-                }
-                Ok(Message::Error {
-                    id: Some(id),
-                    error,
-                }) if id == NEGOTIATION_ID => {
-                    return Err(closed(
-                        close_code::UPSTREAM_ERROR,
-                        format!("QMP at {target} refused negotiation: {}", error.desc),
-                    ))
-                }
-                _ => {}
+        let text = conn.recv().await?;
+        match Message::parse(&text) {
+            Ok(Message::Return {
+                id: Some(id),
+                value,
+            }) if id == STATUS_ID => {
+                let run_state = value["status"].as_str().map(str::to_owned);
+                return Ok((greeting, oob, run_state));
             }
+            Ok(Message::Error { id: Some(id), .. }) if id == STATUS_ID => {
+                return Ok((greeting, oob, None));
+            }
+            Ok(Message::Error {
+                id: Some(id),
+                error,
+            }) if id == NEGOTIATION_ID => {
+                return Err(UpstreamError::Refused {
+                    target: target.to_owned(),
+                    desc: error.desc,
+                })
+            }
+            _ => {}
         }
-        conn.read_more(deadline, target, || {
-            closed(
-                close_code::TRY_AGAIN_LATER,
-                format!("QMP at {target} did not answer qmp_capabilities"),
-            )
-        })
-        .await?;
     }
 }
 
@@ -379,15 +346,19 @@ struct InFlight {
     _budget: OwnedSemaphorePermit,
 }
 
-/// The actor while the upstream is up.
-struct Up<'a> {
+/// Messages already received that are routed in one go, before looking at the clients
+/// again.
+const ROUTE_BATCH: usize = 256;
+
+/// The actor while the monitor is connected.
+struct Connected<'a, C> {
     settings: &'a Settings,
     metrics: &'a VmMetrics,
     state: &'a watch::Sender<Upstate>,
     /// An event may have changed the run state: ask QEMU.
     status_wanted: bool,
     status_in_flight: bool,
-    conn: QmpConn,
+    conn: C,
     greeting: String,
     oob_offered: bool,
     clients: HashMap<u64, ClientSlot>,
@@ -400,18 +371,13 @@ struct Up<'a> {
     next_id: u64,
 }
 
-impl Up<'_> {
-    /// Serves until the upstream fails (`Some(why)`) or the bridge shuts down (`None`).
+impl<C: MonitorConn> Connected<'_, C> {
+    /// Serves until the monitor fails (`Some(why)`) or the bridge shuts down (`None`).
     async fn run(
         &mut self,
         requests: &mut mpsc::Receiver<AttachRequest>,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Option<Ending> {
-        let target = &self.settings.target;
-        // anything QEMU sent right after the negotiation
-        if let Err(ending) = self.route_all() {
-            return Some(ending);
-        }
+    ) -> Option<UpstreamError> {
         let timeout = self.settings.command_timeout;
         let mut overdue_check = tokio::time::interval(
             (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
@@ -421,12 +387,8 @@ impl Up<'_> {
                 self.status_wanted = false;
                 self.status_in_flight = true;
                 let ask = qmp::message::command("query-status", None, Some(json!(STATUS_ID)));
-                if let Err(ending) = self
-                    .conn
-                    .write_line(&ask, self.settings.send_timeout, target)
-                    .await
-                {
-                    return Some(self.last_words(ending));
+                if let Err(e) = self.conn.send(&ask).await {
+                    return Some(self.last_words(e));
                 }
             }
             let room = self.in_flight.len() < MAX_IN_FLIGHT;
@@ -444,21 +406,15 @@ impl Up<'_> {
                         }
                     }
                     Some(ToUpstream::Command(frame, budget)) => {
-                        if let Err(ending) = self.forward(client, frame, budget).await {
-                            return Some(self.last_words(ending));
+                        if let Err(e) = self.forward(client, frame, budget).await {
+                            return Some(self.last_words(e));
                         }
                     }
                 },
-                r = self.conn.io.readable() => {
-                    let read = r.and_then(|()| self.conn.read_available());
-                    if let Err(ending) = self.route_all() {
-                        return Some(ending);
-                    }
-                    match read {
-                        Ok(Read::Eof) => return Some(self.conn.eof_ending(target)),
-                        Err(e) => return Some(closed(close_code::UPSTREAM_ERROR,
-                            format!("reading QMP at {target}: {e}"))),
-                        Ok(_) => {}
+                message = self.conn.recv() => {
+                    let routed = message.and_then(|text| self.route(text));
+                    if let Err(e) = routed.and_then(|()| self.route_ready()) {
+                        return Some(e);
                     }
                 }
             }
@@ -513,7 +469,7 @@ impl Up<'_> {
         client: u64,
         frame: ClientFrame,
         budget: OwnedSemaphorePermit,
-    ) -> Result<(), Ending> {
+    ) -> Result<(), UpstreamError> {
         if !self.clients.contains_key(&client) {
             return Ok(()); // dropped meanwhile
         }
@@ -533,27 +489,29 @@ impl Up<'_> {
                 _budget: budget,
             },
         );
-        self.conn
-            .write_line(&text, self.settings.send_timeout, &self.settings.target)
-            .await
+        self.conn.send(&text).await
     }
 
-    /// Routes every whole message the framer holds.
-    fn route_all(&mut self) -> Result<(), Ending> {
-        while let Some(text) = self.conn.next_message(&self.settings.target)? {
+    /// Routes the messages that have already arrived (up to [`ROUTE_BATCH`]).
+    fn route_ready(&mut self) -> Result<(), UpstreamError> {
+        for _ in 0..ROUTE_BATCH {
+            let Some(text) = self.conn.recv_ready() else {
+                break;
+            };
             self.route(text)?;
         }
         Ok(())
     }
 
     /// A write failed (QEMU closed the monitor, after `quit` say): what QEMU sent before
-    /// it went (the `quit` reply, SHUTDOWN) still reaches its clients; then `ending`.
-    fn last_words(&mut self, ending: Ending) -> Ending {
-        while let Ok(Read::Data) = self.conn.read_available() {}
-        match self.route_all() {
-            Ok(()) => ending,
-            Err(other) => other,
+    /// it went (the `quit` reply, SHUTDOWN) still reaches its clients; then `why`.
+    fn last_words(&mut self, why: UpstreamError) -> UpstreamError {
+        while let Some(text) = self.conn.recv_ready() {
+            if let Err(other) = self.route(text) {
+                return other;
+            }
         }
+        why
     }
 
     /// Tells the clients of commands overdue (newly) that QEMU has not answered, and shows
@@ -594,7 +552,7 @@ impl Up<'_> {
         }
     }
 
-    fn route(&mut self, text: String) -> Result<(), Ending> {
+    fn route(&mut self, text: String) -> Result<(), UpstreamError> {
         let Ok(mut envelope) = Envelope::parse(&text) else {
             return Ok(()); // the framer only yields JSON objects
         };
@@ -641,13 +599,9 @@ impl Up<'_> {
                         self.metrics
                             .unmatched_replies
                             .fetch_add(1, Ordering::Relaxed);
-                        return Err(closed(
-                            close_code::UPSTREAM_ERROR,
-                            format!(
-                                "QEMU answered without an id (it could not read a command): {}",
-                                qmp::message::abbreviate(&text, 200)
-                            ),
-                        ));
+                        return Err(UpstreamError::Unmatched {
+                            text: qmp::message::abbreviate(&text, 200),
+                        });
                     }
                 };
                 let Some(pending) = pending else {
@@ -688,10 +642,7 @@ impl Up<'_> {
         let waiting = slot.given - taken;
         let stalled = waiting > CLIENT_QUEUE_BYTES && slot.last_progress.elapsed() > STALL;
         if stalled || waiting > CLIENT_QUEUE_MAX_BYTES {
-            let _ = slot.dropped.set(closed(
-                close_code::POLICY,
-                format!("client too slow: {waiting} bytes waiting for it; dropped so the others are not held up"),
-            ));
+            let _ = slot.dropped.set(ClientFault::Backlog(waiting).into());
             tracing::warn!(client, waiting, "dropped a client that stopped reading");
             self.clients.remove(&client);
             return;

@@ -1,7 +1,7 @@
 //! `--mode relay`: each client gets its own QMP connection (a transparent relay).
 //!
 //! The client does the greeting and negotiation itself; the relay only moves whole
-//! messages: QEMU's byte stream is cut by [`qmp::Framer`] into one message per frame, and
+//! messages: QEMU's byte stream is cut into one message per frame ([`crate::upstream`]), and
 //! each client frame goes upstream only once [`admit`] accepts it, as its canonical text
 //! (never the client's bytes). Out-of-band execution is hidden from the greeting and
 //! refused at negotiation unless `--allow-oob`. A session ends with a
@@ -12,8 +12,11 @@ use std::net::SocketAddr;
 
 use tokio::sync::watch;
 
-use crate::session::{admit, shutting_down, Client, Denied, Ending, Settings, Summary, Tally};
-use crate::upstream::{QmpConn, Read};
+use crate::admission::{admit, Denied, Tally};
+use crate::client::Client;
+use crate::ending::{Ending, Summary};
+use crate::session::Settings;
+use crate::upstream::{Monitor, MonitorConn, SocketMonitor};
 
 /// Relays one client until either side ends or `shutdown` flips.
 pub async fn relay<C: Client>(
@@ -23,43 +26,39 @@ pub async fn relay<C: Client>(
     mut shutdown: watch::Receiver<bool>,
 ) -> Summary {
     let mut tally = Tally::new(settings, peer.to_string());
-    let ending = session(&mut client, settings, &mut shutdown, &mut tally).await;
+    let monitor = SocketMonitor::of(settings);
+    let ending = session(&mut client, &monitor, settings, &mut shutdown, &mut tally).await;
     client.close(&ending).await;
     tally.finish(ending)
 }
 
-async fn session<C: Client>(
+async fn session<C: Client, M: Monitor>(
     client: &mut C,
+    monitor: &M,
     settings: &Settings,
     shutdown: &mut watch::Receiver<bool>,
     tally: &mut Tally,
 ) -> Ending {
-    let target = &settings.target;
     // Client frames wait in their socket until the greeting: none is read or dropped.
     let opened = tokio::select! {
-        r = QmpConn::open(target, settings.greeting_timeout, settings.max_message_bytes) => r,
-        _ = shutdown.changed() => return shutting_down(),
+        r = monitor.open() => r,
+        _ = shutdown.changed() => return Ending::ShuttingDown,
     };
     let (mut upstream, greeting) = match opened {
         Ok(o) => o,
-        Err(ending) => return ending,
+        Err(e) => return e.into(),
     };
     let greeting = if settings.allow_oob {
         greeting
     } else {
         qmp::message::without_capability(&greeting, "oob")
     };
-    tracing::debug!(target: "qmp_bridge::wire", to = "client", "{greeting}");
-    tally.delivered(&greeting);
-    if let Err(ending) = client.send(greeting).await {
-        return ending;
-    }
-    if let Err(ending) = deliver(client, &mut upstream, settings, tally).await {
+    if let Err(ending) = deliver(client, greeting, &mut upstream, tally).await {
         return ending;
     }
     loop {
         tokio::select! {
-            _ = shutdown.changed() => return shutting_down(),
+            _ = shutdown.changed() => return Ending::ShuttingDown,
             frame = client.recv() => {
                 let text = match frame {
                     Ok(t) => t,
@@ -72,8 +71,8 @@ async fn session<C: Client>(
                     Ok(frame) => {
                         let text = frame.upstream_text();
                         tracing::debug!(target: "qmp_bridge::wire", to = "qemu", "{text}");
-                        if let Err(ending) = upstream.write_line(&text, settings.send_timeout, target).await {
-                            return ending;
+                        if let Err(e) = upstream.send(&text).await {
+                            return e.into();
                         }
                         tally.sent(&frame);
                     }
@@ -87,48 +86,34 @@ async fn session<C: Client>(
                     }
                 }
             }
-            r = upstream.io.readable() => {
-                let read = r.and_then(|()| upstream.read_available());
-                // whatever arrived goes out first, even when the read also saw the end
-                if let Err(ending) = deliver(client, &mut upstream, settings, tally).await {
-                    return ending;
+            message = upstream.recv() => match message {
+                Ok(text) => {
+                    if let Err(ending) = deliver(client, text, &mut upstream, tally).await {
+                        return ending;
+                    }
                 }
-                match read {
-                    Ok(Read::Eof) => return upstream.eof_ending(target),
-                    Err(e) => return crate::session::closed(
-                        crate::session::close_code::UPSTREAM_ERROR,
-                        format!("reading QMP at {target}: {e}")),
-                    Ok(_) => {}
-                }
-            }
+                // what arrived before the end went out first: recv yields it before the error
+                Err(e) => return e.into(),
+            },
         }
     }
 }
 
-/// Sends every whole message the framer holds, then flushes once.
+/// Sends `first` and every message that has already arrived after it, then flushes once.
 async fn deliver<C: Client>(
     client: &mut C,
-    upstream: &mut QmpConn,
-    settings: &Settings,
+    first: String,
+    upstream: &mut impl MonitorConn,
     tally: &mut Tally,
 ) -> Result<(), Ending> {
-    let mut sent = 0;
-    let outcome = loop {
-        match upstream.next_message(&settings.target) {
-            Ok(Some(text)) => {
-                tracing::debug!(target: "qmp_bridge::wire", to = "client", "{text}");
-                tally.delivered(&text);
-                client.feed(text).await?;
-                sent += 1;
-            }
-            Ok(None) => break Ok(()),
-            Err(ending) => break Err(ending),
-        }
-    };
-    if sent > 0 {
-        client.flush().await?;
+    let mut next = Some(first);
+    while let Some(text) = next {
+        tracing::debug!(target: "qmp_bridge::wire", to = "client", "{text}");
+        tally.delivered(&text);
+        client.feed(text).await?;
+        next = upstream.recv_ready();
     }
-    outcome
+    client.flush().await
 }
 
 /// Refuses a negotiation that enables `oob` unless `--allow-oob`, in QEMU's words for a

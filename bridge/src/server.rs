@@ -16,7 +16,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -38,7 +38,8 @@ use crate::assets::Ui;
 use crate::fleet::{Fleet, Vm};
 use crate::relay;
 use crate::security::Gate;
-use crate::session::{Ending, Settings, Summary, WsClient};
+use crate::session::{run_logged, Held, Settings};
+use crate::ws_client::{told, WsClient};
 
 /// How clients reach QEMU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -369,29 +370,6 @@ async fn vm_page(State(state): State<AppState>, headers: HeaderMap) -> Response 
     state.config.ui.respond("/", &headers).await
 }
 
-/// The closing log line of a session.
-pub(crate) fn log_session_end(
-    peer: &str,
-    settings: &Settings,
-    started: Instant,
-    summary: &Summary,
-) {
-    let ending = match &summary.ending {
-        Ending::ClientLeft => "client left".to_owned(),
-        Ending::Closed { code, reason } => format!("closed {code}: {reason}"),
-    };
-    tracing::info!(
-        %peer,
-        target = %settings.target,
-        duration_ms = started.elapsed().as_millis() as u64,
-        to_qemu = summary.to_qemu,
-        to_client = summary.to_client,
-        rejected = summary.rejected,
-        refused = summary.refused,
-        "session ended: {ending}"
-    );
-}
-
 async fn ui_file(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     state.config.ui.respond(uri.path(), &headers).await
 }
@@ -483,22 +461,28 @@ async fn websocket(
         // messages are fed in batches and flushed once: one write per batch, not per message
         .write_buffer_size(64 * 1024)
         .on_upgrade(move |socket| async move {
-            let _slot = slot;
-            let _alive = state.sessions.clone();
+            let held = Held {
+                slot,
+                alive: state.sessions.clone(),
+            };
             let settings = match &route {
                 Route::Relay => &state.config.relay,
                 Route::Shared(vm) => vm.settings.as_ref(),
             };
-            let started = Instant::now();
-            tracing::info!(%peer, target = %settings.target, "session opened");
             let (tx, rx) = socket.split();
             let client = WsClient::new(tx, rx, settings);
             let stop = state.shutdown.clone();
-            let summary = match &route {
-                Route::Shared(vm) => crate::shared::serve(client, vm, peer.to_string(), stop).await,
-                Route::Relay => relay::relay(client, settings, peer, stop).await,
-            };
-            log_session_end(&peer.to_string(), settings, started, &summary);
+            let name = peer.to_string();
+            match &route {
+                Route::Shared(vm) => {
+                    let session = crate::shared::serve(client, vm, name.clone(), stop);
+                    run_logged(held, &name, &settings.target, told, session).await
+                }
+                Route::Relay => {
+                    let session = relay::relay(client, settings, peer, stop);
+                    run_logged(held, &name, &settings.target, told, session).await
+                }
+            }
         })
 }
 

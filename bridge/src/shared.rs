@@ -12,11 +12,12 @@ use tokio::sync::{watch, Semaphore};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::admission::{admit, Denied, Tally};
+use crate::client::Client;
+use crate::ending::{Ending, Summary};
 use crate::fleet::Vm;
 use crate::mux::{Attachment, MessageQueue, ToUpstream};
-use crate::session::{
-    admit, close_code, closed, shutting_down, Client, Denied, Ending, Settings, Summary, Tally,
-};
+use crate::session::Settings;
 
 /// Messages sent to a client in one batch before a flush.
 const BATCH: usize = 64;
@@ -115,7 +116,7 @@ async fn session<C: Client>(
 ) -> Ending {
     let attached = tokio::select! {
         r = vm.mux.attach(settings.greeting_timeout) => r,
-        _ = shutdown.changed() => return shutting_down(),
+        _ = shutdown.changed() => return Ending::ShuttingDown,
     };
     let Attachment {
         greeting,
@@ -131,17 +132,12 @@ async fn session<C: Client>(
     if let Err(ending) = client.send(greeting).await {
         return ending;
     }
-    let gone = || {
-        dropped
-            .get()
-            .cloned()
-            .unwrap_or_else(|| closed(close_code::UPSTREAM_ERROR, "the QMP multiplexer stopped"))
-    };
+    let gone = || dropped.get().cloned().unwrap_or(Ending::MuxStopped);
     let mut negotiation = Negotiation::default();
     let budget = Arc::new(Semaphore::new(settings.max_command_bytes));
     loop {
         tokio::select! {
-            _ = shutdown.changed() => return shutting_down(),
+            _ = shutdown.changed() => return Ending::ShuttingDown,
             first = messages.recv() => {
                 let Some(first) = first else { return gone() };
                 if let Err(ending) = send_batch(client, first, &mut messages, tally).await {
@@ -197,7 +193,7 @@ async fn session<C: Client>(
                             }
                             break;
                         }
-                        _ = shutdown.changed() => return shutting_down(),
+                        _ = shutdown.changed() => return Ending::ShuttingDown,
                         msg = messages.recv() => {
                             let Some(msg) = msg else { return gone() };
                             if let Err(ending) = send_batch(client, msg, &mut messages, tally).await {

@@ -1,8 +1,9 @@
 //! Where QEMU's QMP monitor is, and the byte stream to it.
 //!
-//! `--qmp unix:/path`, `--qmp tcp:HOST:PORT`, or a bare path (Unix). [`Upstream`] wraps
-//! either socket with the few operations the relay needs, reading through `readable` +
-//! `try_read` so an idle session holds no read buffer.
+//! `--qmp unix:/path`, `--qmp tcp:HOST:PORT`, or a bare path (Unix). [`Socket`] wraps
+//! either kind of stream (to QEMU, or from a `--share-socket` client) with the few
+//! operations a framed QMP stream needs, reading through `readable` + `try_read` so an
+//! idle session holds no read buffer.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -77,14 +78,14 @@ impl QmpTarget {
     }
 
     /// Opens a connection, failing after `timeout`.
-    pub async fn connect(&self, timeout: Duration) -> std::io::Result<Upstream> {
+    pub async fn connect(&self, timeout: Duration) -> std::io::Result<Socket> {
         let connect = async {
             Ok(match self {
-                QmpTarget::Unix(p) => Upstream::Unix(UnixStream::connect(p).await?),
+                QmpTarget::Unix(p) => Socket::Unix(UnixStream::connect(p).await?),
                 QmpTarget::Tcp(a) => {
                     let s = TcpStream::connect(a).await?;
                     s.set_nodelay(true)?;
-                    Upstream::Tcp(s)
+                    Socket::Tcp(s)
                 }
             })
         };
@@ -96,41 +97,41 @@ impl QmpTarget {
 
 /// A connected QMP byte stream.
 #[derive(Debug)]
-pub enum Upstream {
+pub enum Socket {
     Unix(UnixStream),
     Tcp(TcpStream),
 }
 
-impl Upstream {
+impl Socket {
     /// Waits until a read would not block.
     pub async fn readable(&self) -> std::io::Result<()> {
         match self {
-            Upstream::Unix(s) => s.readable().await,
-            Upstream::Tcp(s) => s.readable().await,
+            Socket::Unix(s) => s.readable().await,
+            Socket::Tcp(s) => s.readable().await,
         }
     }
 
     /// Reads what is there without waiting (`WouldBlock` if nothing is).
     pub fn try_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
-            Upstream::Unix(s) => s.try_read(buf),
-            Upstream::Tcp(s) => s.try_read(buf),
+            Socket::Unix(s) => s.try_read(buf),
+            Socket::Tcp(s) => s.try_read(buf),
         }
     }
 
     /// Closes the writing half (the peer reads end of file).
     pub async fn shutdown(&mut self) {
         let _ = match self {
-            Upstream::Unix(s) => s.shutdown().await,
-            Upstream::Tcp(s) => s.shutdown().await,
+            Socket::Unix(s) => s.shutdown().await,
+            Socket::Tcp(s) => s.shutdown().await,
         };
     }
 
     /// Writes all of `bytes`.
     pub async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         match self {
-            Upstream::Unix(s) => s.write_all(bytes).await,
-            Upstream::Tcp(s) => s.write_all(bytes).await,
+            Socket::Unix(s) => s.write_all(bytes).await,
+            Socket::Tcp(s) => s.write_all(bytes).await,
         }
     }
 }
