@@ -12,8 +12,8 @@ use crate::assets::Ui;
 use crate::audit::AuditLog;
 use crate::policy::Policy;
 use crate::security::{random_token, read_token_file, validate_token, Auth, Gate};
-use crate::server::{Config, Mode};
-use crate::session::{Settings, DEFAULT_MAX_COMMAND_BYTES};
+use crate::server::{Config, Mode, Serving};
+use crate::session::{Limits, DEFAULT_MAX_COMMAND_BYTES};
 use crate::target::QmpTarget;
 
 /// Serves the qmp-console web UI and relays its websockets to a QEMU QMP monitor.
@@ -260,21 +260,28 @@ impl Cli {
                 return Err(ConfigError::QmpDir(dir.clone()));
             }
         }
-        let single = vms.len() == 1 && self.qmp_dir.is_none();
-        if vms.is_empty() && self.qmp_dir.is_none() {
-            return Err(ConfigError::NoTarget);
+        if self.share_socket.is_some() && self.mode != Mode::Shared {
+            return Err(ConfigError::ShareNeedsShared);
         }
-        if self.mode == Mode::Relay && !single {
-            return Err(ConfigError::RelayNeedsOne);
-        }
-        if self.share_socket.is_some() && !single {
-            return Err(ConfigError::ShareNeedsOne);
-        }
-        // The settings every VM starts from; a VM's own target and name replace these.
-        let (base_name, base_target) = match (vms.first(), &self.qmp_dir) {
-            (Some((n, t)), _) => (n.clone(), t.clone()),
-            (None, Some(dir)) => (String::new(), QmpTarget::Unix(dir.clone())),
-            (None, None) => return Err(ConfigError::NoTarget),
+        let serving = match (self.mode, vms.len(), self.qmp_dir) {
+            (_, 0, None) => return Err(ConfigError::NoTarget),
+            (Mode::Relay, 1, None) => {
+                let (vm, target) = vms.remove(0);
+                Serving::Relay { vm, target }
+            }
+            (Mode::Relay, _, _) => return Err(ConfigError::RelayNeedsOne),
+            (Mode::Shared, 1, None) => {
+                let (vm, target) = vms.remove(0);
+                Serving::One {
+                    vm,
+                    target,
+                    share_socket: self.share_socket,
+                }
+            }
+            (Mode::Shared, _, _) if self.share_socket.is_some() => {
+                return Err(ConfigError::ShareNeedsOne)
+            }
+            (Mode::Shared, _, qmp_dir) => Serving::Fleet { vms, qmp_dir },
         };
         let ui = match self.ui_dir {
             Some(dir) if dir.is_dir() && std::fs::read_dir(&dir).is_ok() => Ui::Dir(dir),
@@ -289,9 +296,6 @@ impl Cli {
         }
         if self.max_clients == 0 {
             return Err(ConfigError::MaxClients);
-        }
-        if self.share_socket.is_some() && self.mode != Mode::Shared {
-            return Err(ConfigError::ShareNeedsShared);
         }
         let auth = match (self.no_auth, self.token, self.token_file) {
             (true, _, _) => Auth::Disabled,
@@ -318,25 +322,15 @@ impl Cli {
             deny: self.deny,
         };
         Ok(Config {
-            mode: self.mode,
-            share_socket: self.share_socket,
-            vms,
-            qmp_dir: self.qmp_dir,
-            single,
+            serving,
             gate: Gate {
                 auth,
                 allowed_origins: self.allow_origin,
                 scheme: if tls.is_some() { "https" } else { "http" },
                 loopback: self.listen.ip().is_loopback(),
             },
-            relay: Settings {
-                policy: if single {
-                    policy.for_vm(&base_name)
-                } else {
-                    policy
-                },
-                vm: base_name,
-                target: base_target,
+            limits: Limits {
+                policy,
                 greeting_timeout: self.greeting_timeout,
                 max_message_bytes: self.max_message_bytes,
                 max_command_bytes: self.max_command_bytes,
@@ -352,5 +346,101 @@ impl Cli {
             max_clients: self.max_clients,
             request_timeout: self.request_timeout,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["qmp-bridge"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap().into_config()
+    }
+
+    fn dir() -> String {
+        std::env::temp_dir().display().to_string()
+    }
+
+    #[test]
+    fn each_way_of_serving_from_its_flags() {
+        let one = config(&["--qmp", "tcp:127.0.0.1:1"]).unwrap();
+        assert!(matches!(
+            one.serving,
+            Serving::One {
+                share_socket: None,
+                ..
+            }
+        ));
+        let relay = config(&["--qmp", "tcp:127.0.0.1:1", "--mode", "relay"]).unwrap();
+        assert!(matches!(relay.serving, Serving::Relay { .. }));
+        let shared = ["--qmp", "tcp:127.0.0.1:1", "--share-socket", "/tmp/x.sock"];
+        assert!(matches!(
+            config(&shared).unwrap().serving,
+            Serving::One {
+                share_socket: Some(_),
+                ..
+            }
+        ));
+        let d = dir();
+        let fleet = config(&["--qmp", "a=tcp:127.0.0.1:1", "--qmp-dir", &d]).unwrap();
+        assert!(
+            matches!(&fleet.serving, Serving::Fleet { vms, qmp_dir: Some(_) } if vms.len() == 1)
+        );
+        assert!(!fleet.serving.single());
+    }
+
+    #[test]
+    fn combinations_that_cannot_work_are_start_up_errors() {
+        let d = dir();
+        let cases: [(&[&str], &str); 6] = [
+            (&[], "no QMP target"),
+            (
+                &["--qmp-dir", &d, "--mode", "relay"],
+                "relay serves exactly one",
+            ),
+            (
+                &[
+                    "--qmp",
+                    "a=tcp:h:1",
+                    "--qmp",
+                    "b=tcp:h:2",
+                    "--mode",
+                    "relay",
+                ],
+                "relay serves exactly one",
+            ),
+            (
+                &[
+                    "--qmp",
+                    "tcp:h:1",
+                    "--qmp-dir",
+                    &d,
+                    "--share-socket",
+                    "/tmp/s",
+                ],
+                "serves a single VM",
+            ),
+            (
+                &[
+                    "--qmp",
+                    "tcp:h:1",
+                    "--mode",
+                    "relay",
+                    "--share-socket",
+                    "/tmp/s",
+                ],
+                "needs --mode shared",
+            ),
+            (
+                &["--qmp", "tcp:h:1", "--max-command-bytes", "100"],
+                "at least 256",
+            ),
+        ];
+        for (args, why) in cases {
+            let e = config(args).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains(why), "{args:?}: {e}");
+        }
     }
 }

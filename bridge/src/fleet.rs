@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::metrics::VmMetrics;
 use crate::mux::Mux;
-use crate::session::Settings;
+use crate::session::{Limits, Settings};
 use crate::target::QmpTarget;
 use crate::upstream::Fault;
 
@@ -108,7 +108,7 @@ pub struct Fleet {
     vms: RwLock<BTreeMap<String, Arc<Vm>>>,
     /// Entries of `--qmp-dir` that are not VMs, and why.
     problems: RwLock<BTreeMap<String, String>>,
-    base: Settings,
+    base: Limits,
     shutdown: watch::Receiver<bool>,
     /// How long a vanished VM stays listed as gone.
     grace: Duration,
@@ -213,7 +213,7 @@ impl Fleet {
     /// Starts a multiplexer for each named target; vanished `--qmp-dir` VMs are dropped
     /// after [`GONE_GRACE`].
     pub fn new(
-        base: Settings,
+        base: Limits,
         targets: Vec<(String, QmpTarget)>,
         single: bool,
         shutdown: watch::Receiver<bool>,
@@ -223,7 +223,7 @@ impl Fleet {
 
     /// [`Fleet::new`], dropping vanished `--qmp-dir` VMs after `grace`.
     pub fn with_grace(
-        base: Settings,
+        base: Limits,
         targets: Vec<(String, QmpTarget)>,
         single: bool,
         shutdown: watch::Receiver<bool>,
@@ -250,11 +250,7 @@ impl Fleet {
     /// Starts serving a VM: its settings, counters and multiplexer, which runs until the
     /// bridge shuts down or the VM is retired (or dropped).
     fn start(&self, name: String, target: QmpTarget, path: Option<PathBuf>) -> Arc<Vm> {
-        let mut settings = self.base.clone();
-        settings.policy = self.base.policy.for_vm(&name);
-        settings.vm = name.clone();
-        settings.target = target;
-        let settings = Arc::new(settings);
+        let settings = Arc::new(self.base.for_vm(&name, target));
         let metrics = Arc::new(VmMetrics::default());
         let (stop, stopped) = watch::channel(false);
         let (retire, mut retired) = watch::channel(false);

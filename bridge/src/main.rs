@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use qmp_bridge::config::Cli;
 use qmp_bridge::security::Auth;
+use qmp_bridge::server::Serving;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -97,11 +98,11 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             String::new()
         }
     };
-    let serving = match (&config.qmp_dir, config.vms.as_slice()) {
-        (None, [(_, target)]) => target.to_string(),
-        (dir, vms) => {
+    let serving = match &config.serving {
+        Serving::Relay { target, .. } | Serving::One { target, .. } => target.to_string(),
+        Serving::Fleet { vms, qmp_dir } => {
             let mut names: Vec<String> = vms.iter().map(|(n, t)| format!("{n}={t}")).collect();
-            if let Some(dir) = dir {
+            if let Some(dir) = qmp_dir {
                 names.push(format!("every socket in {}", dir.display()));
             }
             names.join(", ")

@@ -14,6 +14,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +39,8 @@ use crate::assets::Ui;
 use crate::fleet::{Fleet, Vm};
 use crate::relay;
 use crate::security::Gate;
-use crate::session::{run_logged, Held, Settings};
+use crate::session::{run_logged, Held, Limits, Settings};
+use crate::target::QmpTarget;
 use crate::ws_client::{told, WsClient};
 
 /// How clients reach QEMU.
@@ -51,19 +53,40 @@ pub enum Mode {
     Relay,
 }
 
+/// What the bridge serves, and how: each way owns what it needs, so no combination that
+/// cannot work can be written down.
+#[derive(Debug, Clone)]
+pub enum Serving {
+    /// `--mode relay`: one QMP target; each client gets its own connection to it.
+    Relay { vm: String, target: QmpTarget },
+    /// Shared mode with one `--qmp`: served at `/ws` too (`/` is its console), and on
+    /// `--share-socket` when given.
+    One {
+        vm: String,
+        target: QmpTarget,
+        share_socket: Option<PathBuf>,
+    },
+    /// Shared mode with many VMs: `--qmp NAME=...` targets and every socket in `--qmp-dir`
+    /// (`/` is the VM list).
+    Fleet {
+        vms: Vec<(String, QmpTarget)>,
+        qmp_dir: Option<PathBuf>,
+    },
+}
+
+impl Serving {
+    /// One VM, served at `/ws` as well as `/ws/NAME`.
+    pub fn single(&self) -> bool {
+        !matches!(self, Serving::Fleet { .. })
+    }
+}
+
 /// Everything the server needs.
 #[derive(Clone)]
 pub struct Config {
-    pub mode: Mode,
-    /// Shared mode: also serve the shared session on this Unix socket.
-    pub share_socket: Option<std::path::PathBuf>,
-    /// The named targets (`--qmp`).
-    pub vms: Vec<(String, crate::target::QmpTarget)>,
-    /// `--qmp-dir`: every socket in it is a VM.
-    pub qmp_dir: Option<std::path::PathBuf>,
-    /// One target, served at `/ws` (and `/` is its console).
-    pub single: bool,
-    pub relay: Settings,
+    pub serving: Serving,
+    /// What every session is held to.
+    pub limits: Limits,
     pub ui: Ui,
     pub gate: Gate,
     pub tls: Option<TlsAcceptor>,
@@ -77,11 +100,8 @@ pub struct Config {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("mode", &self.mode)
-            .field("share_socket", &self.share_socket)
-            .field("vms", &self.vms)
-            .field("qmp_dir", &self.qmp_dir)
-            .field("relay", &self.relay)
+            .field("serving", &self.serving)
+            .field("limits", &self.limits)
             .field("ui", &self.ui)
             .field("gate", &self.gate)
             .field("tls", &self.tls.is_some())
@@ -91,17 +111,20 @@ impl std::fmt::Debug for Config {
     }
 }
 
-struct Shared {
+/// The server's state, shared by its handlers.
+struct App {
     config: Config,
     /// Shared mode's VMs, each with its multiplexer.
     fleet: Option<Arc<Fleet>>,
+    /// Relay mode's one VM.
+    relay: Option<Arc<Settings>>,
     shutdown: watch::Receiver<bool>,
     /// Each session holds a clone; `recv` returning `None` means all have ended.
     sessions: mpsc::Sender<()>,
     slots: Arc<Semaphore>,
 }
 
-type AppState = Arc<Shared>;
+type AppState = Arc<App>;
 
 /// Serves on `listener` until `shutdown` resolves and every session has closed.
 pub async fn run(
@@ -113,23 +136,34 @@ pub async fn run(
     let (sessions_tx, mut sessions_rx) = mpsc::channel::<()>(1);
     let tls = config.tls.clone();
     let request_timeout = config.request_timeout;
-    let fleet = (config.mode == Mode::Shared).then(|| {
-        Fleet::new(
-            config.relay.clone(),
-            config.vms.clone(),
-            config.single,
-            stop_rx.clone(),
-        )
-    });
-    if let (Some(fleet), Some(dir)) = (&fleet, &config.qmp_dir) {
-        fleet.scan(dir);
-        tokio::spawn(fleet.clone().watch_dir(dir.clone()));
-    }
+    let (fleet, relay) = match &config.serving {
+        Serving::Relay { vm, target } => {
+            let settings = config.limits.for_vm(vm, target.clone());
+            (None, Some(Arc::new(settings)))
+        }
+        Serving::One { vm, target, .. } => {
+            let vms = vec![(vm.clone(), target.clone())];
+            let fleet = Fleet::new(config.limits.clone(), vms, true, stop_rx.clone());
+            (Some(fleet), None)
+        }
+        Serving::Fleet { vms, qmp_dir } => {
+            let fleet = Fleet::new(config.limits.clone(), vms.clone(), false, stop_rx.clone());
+            if let Some(dir) = qmp_dir {
+                fleet.scan(dir);
+                tokio::spawn(fleet.clone().watch_dir(dir.clone()));
+            }
+            (Some(fleet), None)
+        }
+    };
     // --max-clients counts websocket and share socket sessions alike
     let slots = Arc::new(Semaphore::new(config.max_clients));
-    if let (Some(vm), Some(path)) = (fleet.as_ref().and_then(|f| f.only()), &config.share_socket) {
+    let share_socket = match &config.serving {
+        Serving::One { share_socket, .. } => share_socket.as_ref(),
+        _ => None,
+    };
+    if let (Some(vm), Some(path)) = (fleet.as_ref().and_then(|f| f.only()), share_socket) {
         let listener = crate::share_socket::bind(path).map_err(std::io::Error::other)?;
-        let limits = crate::share_socket::Limits {
+        let limits = crate::share_socket::SocketLimits {
             slots: slots.clone(),
             max_clients: config.max_clients,
             unfinished: config.request_timeout,
@@ -143,9 +177,10 @@ pub async fn run(
             sessions_tx.clone(),
         ));
     }
-    let state = Arc::new(Shared {
+    let state = Arc::new(App {
         slots,
         fleet,
+        relay,
         config,
         shutdown: stop_rx.clone(),
         sessions: sessions_tx,
@@ -327,11 +362,13 @@ async fn api_vms(State(state): State<AppState>, uri: Uri, headers: HeaderMap) ->
     if let Err(refusal) = state.config.gate.admit(&uri, &headers) {
         return refused(refusal);
     }
-    let body = match &state.fleet {
-        Some(fleet) => fleet.view(),
-        None => serde_json::json!({
+    let body = match (&state.fleet, &state.relay) {
+        (Some(fleet), _) => fleet.view(),
+        (None, relay) => serde_json::json!({
             "mode": "relay",
-            "vms": [{ "name": state.config.relay.vm, "target": state.config.relay.target.to_string(), "state": "relay" }],
+            "vms": relay.iter().map(|r| serde_json::json!({
+                "name": r.vm, "target": r.target.to_string(), "state": "relay",
+            })).collect::<Vec<_>>(),
             "problems": [],
         }),
     };
@@ -376,7 +413,7 @@ async fn ui_file(State(state): State<AppState>, uri: Uri, headers: HeaderMap) ->
 
 /// Which VM a websocket is for.
 enum Route {
-    Relay,
+    Relay(Arc<Settings>),
     Shared(Arc<Vm>),
 }
 
@@ -408,12 +445,13 @@ async fn websocket_named(
 }
 
 /// The VM `name` names (`None`: the one at `/ws`), or why there is none (a 404).
-fn route(state: &Shared, name: Option<&str>) -> Result<Route, String> {
-    let route = match (&state.fleet, name) {
-        (None, None) => Some(Route::Relay),
-        (None, Some(name)) => (name == state.config.relay.vm).then_some(Route::Relay),
-        (Some(fleet), None) => fleet.only().map(Route::Shared),
-        (Some(fleet), Some(name)) => fleet.get(name).map(Route::Shared),
+fn route(state: &App, name: Option<&str>) -> Result<Route, String> {
+    let route = match (&state.fleet, &state.relay, name) {
+        (Some(fleet), _, None) => fleet.only().map(Route::Shared),
+        (Some(fleet), _, Some(name)) => fleet.get(name).map(Route::Shared),
+        (None, Some(relay), None) => Some(Route::Relay(relay.clone())),
+        (None, Some(relay), Some(name)) => (name == relay.vm).then(|| Route::Relay(relay.clone())),
+        (None, None, _) => None,
     };
     route.ok_or_else(|| match name {
         None => "qmp-bridge serves several VMs: connect to /ws/NAME (the list is at /)\n".into(),
@@ -453,7 +491,7 @@ async fn websocket(
         );
         return (StatusCode::SERVICE_UNAVAILABLE, reason).into_response();
     };
-    let max = state.config.relay.max_message_bytes;
+    let max = state.config.limits.max_message_bytes;
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
@@ -466,7 +504,7 @@ async fn websocket(
                 alive: state.sessions.clone(),
             };
             let settings = match &route {
-                Route::Relay => &state.config.relay,
+                Route::Relay(settings) => settings.as_ref(),
                 Route::Shared(vm) => vm.settings.as_ref(),
             };
             let (tx, rx) = socket.split();
@@ -478,7 +516,7 @@ async fn websocket(
                     let session = crate::shared::serve(client, vm, name.clone(), stop);
                     run_logged(held, &name, &settings.target, told, session).await
                 }
-                Route::Relay => {
+                Route::Relay(_) => {
                     let session = relay::relay(client, settings, peer, stop);
                     run_logged(held, &name, &settings.target, told, session).await
                 }

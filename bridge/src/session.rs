@@ -1,4 +1,5 @@
-//! What every client session shares, whatever the mode and transport: its [`Settings`],
+//! What every client session shares, whatever the mode and transport: its [`Limits`],
+//! the [`Settings`] of a session on one VM,
 //! and [`run_logged`], the bookkeeping around each session (its client slot, the token
 //! the server waits on at shutdown, and the opened and ended log lines).
 //!
@@ -21,12 +22,10 @@ use crate::target::QmpTarget;
 /// about 0.2 s to read this much.
 pub const DEFAULT_MAX_COMMAND_BYTES: usize = 64 * 1024;
 
-/// What a session needs to know.
+/// What every session is held to, whichever VM it is on: limits, timeouts, the policy
+/// (with every VM's `NAME:` rules) and the audit log.
 #[derive(Debug, Clone)]
-pub struct Settings {
-    /// The VM's name (for logs and the audit log); empty for an unnamed single target.
-    pub vm: String,
-    pub target: QmpTarget,
+pub struct Limits {
     /// How long QEMU may take to connect and greet before the monitor counts as busy.
     pub greeting_timeout: Duration,
     pub max_message_bytes: usize,
@@ -48,6 +47,45 @@ pub struct Settings {
     pub policy: Policy,
     /// Where each command and its outcome is recorded.
     pub audit: Option<Arc<AuditLog>>,
+}
+
+impl Limits {
+    /// The settings of a session on VM `vm` at `target`: these limits, with the policy
+    /// narrowed to the rules for that VM.
+    pub fn for_vm(&self, vm: &str, target: QmpTarget) -> Settings {
+        Settings {
+            vm: vm.to_owned(),
+            target,
+            limits: Limits {
+                policy: self.policy.for_vm(vm),
+                ..self.clone()
+            },
+        }
+    }
+}
+
+/// What a session on one VM needs to know: which VM, and its [`Limits`] (read through
+/// `Deref`: `settings.send_timeout`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The VM's name (for logs and the audit log).
+    pub vm: String,
+    pub target: QmpTarget,
+    pub limits: Limits,
+}
+
+impl std::ops::Deref for Settings {
+    type Target = Limits;
+
+    fn deref(&self) -> &Limits {
+        &self.limits
+    }
+}
+
+impl std::ops::DerefMut for Settings {
+    fn deref_mut(&mut self) -> &mut Limits {
+        &mut self.limits
+    }
 }
 
 /// What a running session holds until it ends: a `--max-clients` slot, and a token the

@@ -56,7 +56,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, ShareSocketError> {
 
 /// What bounds the share socket's clients, beside each session's own [`Settings`].
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub struct SocketLimits {
     /// `--max-clients`: a session holds one permit while it runs, websockets and share
     /// socket clients alike.
     pub slots: Arc<Semaphore>,
@@ -71,7 +71,7 @@ pub async fn serve(
     listener: UnixListener,
     path: PathBuf,
     vm: Arc<Vm>,
-    limits: Limits,
+    limits: SocketLimits,
     mut shutdown: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use qmp_bridge::audit::AuditLog;
 use qmp_bridge::fleet::Fleet;
 use qmp_bridge::policy::Policy;
-use qmp_bridge::server::{Config, Mode};
+use qmp_bridge::server::Config;
 use qmp_bridge::session::Settings;
 use serde_json::{json, Value};
 use testkit::{http, Qemu, QmpClient, QmpWs, TempDir};
@@ -39,12 +39,7 @@ async fn until(addr: &str, what: &str, pred: impl Fn(&Value) -> bool) -> testkit
 
 /// A shared-mode bridge config serving the sockets in `dir`.
 fn dir_config(settings: Settings, dir: &Path) -> Config {
-    let mut config = common::config(settings);
-    config.mode = Mode::Shared;
-    config.vms = Vec::new();
-    config.single = false;
-    config.qmp_dir = Some(dir.to_owned());
-    config
+    common::fleet(settings.limits, Vec::new(), Some(dir.to_owned()))
 }
 
 /// A socket file nothing listens on any more (connections are refused).
@@ -211,8 +206,7 @@ async fn a_folder_of_qemus_is_served_live() -> testkit::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_target_keeps_ws_and_reports_single_mode() -> testkit::Result<()> {
     let qemu = Qemu::start()?;
-    let mut config = common::config(common::settings(&qemu.target()));
-    config.mode = Mode::Shared;
+    let config = common::shared(common::settings(&qemu.target()), None);
     let bridge = common::start_with(config).await;
     let addr = bridge.addr.to_string();
     let list = until(&addr, "the VM up", |l| state(l, "test-vm") == Some("up")).await?;
@@ -312,8 +306,8 @@ async fn files_making_the_same_vm_name_are_reported_and_none_is_served() -> test
         dead_socket(&path(file))?;
     }
     // "web" is also a --qmp target: that one keeps the name
-    let mut config = dir_config(common::settings("unix:/unused"), dir.path());
-    config.vms = vec![("web".into(), "tcp:127.0.0.1:1".parse()?)];
+    let web = vec![("web".into(), "tcp:127.0.0.1:1".parse()?)];
+    let config = common::fleet(common::limits(), web, Some(dir.path().to_owned()));
     let bridge = common::start_with(config).await;
     let addr = bridge.addr.to_string();
 
@@ -386,8 +380,7 @@ async fn vanished_vms_are_dropped_after_the_grace_period() -> testkit::Result<()
     let dir = TempDir::new("fleet-churn")?;
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
     let grace = Duration::from_millis(300);
-    let settings = common::settings("unix:/unused");
-    let fleet = Fleet::with_grace(settings, Vec::new(), false, shutdown, grace);
+    let fleet = Fleet::with_grace(common::limits(), Vec::new(), false, shutdown, grace);
     let tasks = || {
         tokio::runtime::Handle::current()
             .metrics()

@@ -30,9 +30,7 @@ async fn bridge(
     let mut settings = common::settings(target);
     settings.policy = policy;
     settings.max_command_bytes = max_command_bytes;
-    let mut config = common::config(settings);
-    config.mode = mode;
-    common::start_with(config).await
+    common::start_with(common::config_in(mode, settings)).await
 }
 
 fn read_only() -> Policy {
@@ -273,8 +271,7 @@ async fn oob_is_offered_only_with_allow_oob() -> testkit::Result<()> {
     // request queue holds 8) is answered in full.
     let mut settings = common::settings(&qemu.target());
     settings.allow_oob = true;
-    let mut config = common::config(settings);
-    config.mode = Mode::Shared;
+    let config = common::shared(settings, None);
     let b = common::start_with(config).await;
     let mut ws = QmpWs::connect(&b.ws_url()).await?;
     let greeting = ws.recv_json().await?;
@@ -376,8 +373,7 @@ async fn a_stalled_qemu_is_reported_to_the_client_and_healthz() -> testkit::Resu
     let qemu = Qemu::start()?;
     let mut settings = common::settings(&qemu.target());
     settings.command_timeout = Duration::from_millis(500);
-    let mut config = common::config(settings);
-    config.mode = Mode::Shared;
+    let config = common::shared(settings, None);
     let b = common::start_with(config).await;
     let mut ws = QmpWs::open(&b.ws_url()).await?;
     let health = |b: &common::TestBridge| {

@@ -13,7 +13,6 @@ use qmp_bridge::assets::Ui;
 use qmp_bridge::audit::AuditLog;
 use qmp_bridge::policy::Policy;
 use qmp_bridge::security::Auth;
-use qmp_bridge::server::Mode;
 use serde_json::{json, Value};
 use testkit::fake_peer::PeerConn;
 use testkit::ws::upgrade_status;
@@ -62,10 +61,8 @@ async fn token_is_required_before_the_upgrade() -> testkit::Result<()> {
 
 /// A fleet bridge with the token on, serving the UI from `static/`: `vm1` is `qemu`.
 async fn fleet_with_token(qemu: &Qemu) -> common::TestBridge {
-    let mut config = common::config(common::settings(&qemu.target()));
-    config.mode = Mode::Shared;
-    config.vms = vec![("vm1".into(), qemu.target().parse().expect("target"))];
-    config.single = false;
+    let vm1 = vec![("vm1".into(), qemu.target().parse().expect("target"))];
+    let mut config = common::fleet(common::limits(), vm1, None);
     config.gate.auth = Auth::Token(TOKEN.into());
     config.ui = Ui::Dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../static").into());
     common::start_with(config).await

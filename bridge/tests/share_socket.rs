@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use qmp_bridge::server::{Config, Mode};
+use qmp_bridge::server::Config;
 use serde_json::{json, Value};
 use testkit::{Qemu, QmpClient, QmpWs, TempDir, UnixQmp};
 
@@ -23,9 +23,7 @@ async fn setup(label: &str, tune: impl FnOnce(&mut Config)) -> testkit::Result<S
     let qemu = Qemu::start()?;
     let dir = TempDir::new(label)?;
     let share = dir.path().join("shared.sock");
-    let mut config = common::config(common::settings(&qemu.target()));
-    config.mode = Mode::Shared;
-    config.share_socket = Some(share.clone());
+    let mut config = common::shared(common::settings(&qemu.target()), Some(share.clone()));
     tune(&mut config);
     Ok(Setup {
         share,
@@ -127,7 +125,7 @@ async fn a_message_left_unfinished_ends_the_session_after_the_request_timeout(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_share_socket_client_is_told_why_it_is_closed() -> testkit::Result<()> {
     let idle = Some(Duration::from_millis(800));
-    let setup = setup("share-idle", |c| c.relay.idle_timeout = idle).await?;
+    let setup = setup("share-idle", |c| c.limits.idle_timeout = idle).await?;
     let share = &setup.share;
     let mut client = negotiated(share).await?;
     let desc = parting_error(&mut client).await?;

@@ -7,16 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use qmp_bridge::server::Mode;
 use serde_json::{json, Value};
 use testkit::fake_peer::{PeerConn, GREETING};
 use testkit::{FakePeer, Qemu, QmpClient, QmpWs, TempDir, UnixQmp};
 
 /// A shared-mode bridge on `target`, with a `--share-socket` in `dir` when given.
 async fn shared_bridge(target: &str, share: Option<&Path>) -> common::TestBridge {
-    let mut config = common::config(common::settings(target));
-    config.mode = Mode::Shared;
-    config.share_socket = share.map(Path::to_owned);
+    let config = common::shared(common::settings(target), share.map(Path::to_owned));
     common::start_with(config).await
 }
 
@@ -91,8 +88,7 @@ async fn each_client_negotiates_as_with_qemu() -> testkit::Result<()> {
     // with --allow-oob, so that oob is offered (tests/qemu_parser.rs: not without)
     let mut settings = common::settings(&qemu.target());
     settings.allow_oob = true;
-    let mut config = common::config(settings);
-    config.mode = Mode::Shared;
+    let config = common::shared(settings, None);
     let bridge = common::start_with(config).await;
     let mut ws = QmpWs::connect(&bridge.ws_url()).await?;
     let greeting = ws.recv_json().await?;

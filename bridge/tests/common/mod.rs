@@ -3,13 +3,15 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use qmp_bridge::assets::Ui;
 use qmp_bridge::policy::Policy;
 use qmp_bridge::security::{Auth, Gate};
-use qmp_bridge::server::{self, Config, Mode};
-use qmp_bridge::session::Settings;
+use qmp_bridge::server::{self, Config, Mode, Serving};
+use qmp_bridge::session::{Limits, Settings};
+use qmp_bridge::target::QmpTarget;
 use tokio::sync::oneshot;
 
 pub struct TestBridge {
@@ -23,6 +25,13 @@ pub fn settings(target: &str) -> Settings {
     Settings {
         vm: "test-vm".into(),
         target: target.parse().expect("valid target"),
+        limits: limits(),
+    }
+}
+
+/// The limits of [`settings`].
+pub fn limits() -> Limits {
+    Limits {
         greeting_timeout: Duration::from_secs(2),
         max_message_bytes: qmp::framing::DEFAULT_MAX_MESSAGE_BYTES,
         max_command_bytes: qmp_bridge::session::DEFAULT_MAX_COMMAND_BYTES,
@@ -37,15 +46,42 @@ pub fn settings(target: &str) -> Settings {
 }
 
 /// A relay-mode server config around `relay` without a token (tests that need one set
-/// `gate.auth`; shared-mode tests set `mode`).
+/// `gate.auth`).
 pub fn config(relay: Settings) -> Config {
+    let serving = Serving::Relay {
+        vm: relay.vm.clone(),
+        target: relay.target.clone(),
+    };
+    with_serving(serving, relay.limits)
+}
+
+/// A shared-mode config for the one VM of `settings`, with a `--share-socket`.
+pub fn shared(settings: Settings, share_socket: Option<PathBuf>) -> Config {
+    let serving = Serving::One {
+        vm: settings.vm.clone(),
+        target: settings.target.clone(),
+        share_socket,
+    };
+    with_serving(serving, settings.limits)
+}
+
+/// A config in `mode` for the one VM of `settings`.
+pub fn config_in(mode: Mode, settings: Settings) -> Config {
+    match mode {
+        Mode::Relay => config(settings),
+        Mode::Shared => shared(settings, None),
+    }
+}
+
+/// A shared-mode config serving a fleet: `vms` and the sockets in `qmp_dir`.
+pub fn fleet(limits: Limits, vms: Vec<(String, QmpTarget)>, qmp_dir: Option<PathBuf>) -> Config {
+    with_serving(Serving::Fleet { vms, qmp_dir }, limits)
+}
+
+fn with_serving(serving: Serving, limits: Limits) -> Config {
     Config {
-        mode: Mode::Relay,
-        share_socket: None,
-        vms: vec![(relay.vm.clone(), relay.target.clone())],
-        qmp_dir: None,
-        single: true,
-        relay,
+        serving,
+        limits,
         ui: Ui::Embedded,
         gate: Gate {
             auth: Auth::Disabled,
