@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use futures_util::stream::{self, BoxStream, SelectAll};
 use futures_util::StreamExt;
@@ -147,9 +147,19 @@ impl Mux {
         metrics: Arc<VmMetrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Mux {
+        let monitor = SocketMonitor::of(&settings);
+        Mux::start_on(monitor, settings, metrics, shutdown)
+    }
+
+    /// Starts the actor on any [`Monitor`] (the socket one, or a test's in-memory QEMU).
+    pub fn start_on<M: Monitor>(
+        monitor: M,
+        settings: Arc<Settings>,
+        metrics: Arc<VmMetrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Mux {
         let (requests, requests_rx) = mpsc::channel(64);
         let (state_tx, state) = watch::channel(Upstate::default());
-        let monitor = SocketMonitor::of(&settings);
         tokio::spawn(actor(
             monitor,
             settings,
@@ -684,3 +694,6 @@ fn stall_event(f: &InFlight) -> String {
         .unwrap_or_default();
     qmp::message::event(STALL_EVENT, &data, now)
 }
+
+#[cfg(test)]
+mod tests;

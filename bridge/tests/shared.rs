@@ -278,17 +278,13 @@ async fn a_stalled_client_does_not_hold_up_the_fan_out() -> testkit::Result<()> 
     let mut stalled = QmpWs::open(&bridge.ws_url()).await?;
     let mut fast = QmpWs::open(&bridge.ws_url()).await?;
 
-    let started = std::time::Instant::now();
+    // (how long it takes is the bench's business; the multiplexer's own tests check the
+    // fan-out's timing in virtual time, src/mux/tests.rs)
     fast.execute("flood", None, json!("f")).await?;
     for n in 0..10_000 {
         let ev = fast.recv_json().await?;
         assert_eq!(ev["data"]["n"], n);
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "took {:?}",
-        started.elapsed()
-    );
 
     // Keep the events coming for longer than a stalled client may take nothing: it is
     // dropped, while the fast one reads on.
