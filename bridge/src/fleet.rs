@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use qmp::vm_list::{ListMode, Problem, VmList, VmRow, VmState};
 use tokio::sync::watch;
 
 use crate::metrics::VmMetrics;
@@ -47,20 +47,20 @@ pub struct Vm {
 }
 
 impl Vm {
-    /// `up`, `connecting`, `busy` (no greeting), `gone` or `error`.
-    pub fn state(&self) -> &'static str {
+    /// Up, connecting, busy (no greeting), gone or error.
+    pub fn state(&self) -> VmState {
         if self.gone().is_some() {
-            return "gone";
+            return VmState::Gone;
         }
         let up = self.mux.state();
         if up.is_up() {
-            return "up";
+            return VmState::Up;
         }
         match up.fault {
-            None => "connecting",
-            Some(Fault::Busy) => "busy",
-            Some(Fault::Unreachable) => "gone",
-            Some(Fault::Broken) => "error",
+            None => VmState::Connecting,
+            Some(Fault::Busy) => VmState::Busy,
+            Some(Fault::Unreachable) => VmState::Gone,
+            Some(Fault::Broken) => VmState::Error,
         }
     }
 
@@ -79,7 +79,7 @@ impl Vm {
     }
 
     /// The row of the VM list.
-    pub fn view(&self) -> Value {
+    pub fn view(&self) -> VmRow {
         let up = self.mux.state();
         let gone = self.gone();
         let greeting = up
@@ -89,16 +89,16 @@ impl Vm {
                 Ok(qmp::Message::Greeting(g)) => Some(g),
                 _ => None,
             });
-        json!({
-            "name": self.name,
-            "target": self.settings.target.to_string(),
-            "state": self.state(),
-            "version": greeting.as_ref().map(|g| g.version.to_string()),
-            "package": greeting.as_ref().map(|g| g.package.clone()),
-            "run_state": if gone.is_some() { None } else { up.run_state },
-            "clients": self.metrics.sessions.load(Ordering::Relaxed),
-            "last_error": gone.map(|(_, why)| Some(why)).unwrap_or(up.last_error),
-        })
+        VmRow {
+            name: self.name.clone(),
+            target: self.settings.target.to_string(),
+            state: self.state(),
+            version: greeting.as_ref().map(|g| g.version.to_string()),
+            package: greeting.as_ref().map(|g| g.package.clone()),
+            run_state: if gone.is_some() { None } else { up.run_state },
+            clients: self.metrics.sessions.load(Ordering::Relaxed),
+            last_error: gone.map(|(_, why)| Some(why)).unwrap_or(up.last_error),
+        }
     }
 }
 
@@ -300,21 +300,28 @@ impl Fleet {
     }
 
     /// The VM list as `/api/vms` serves it.
-    pub fn view(&self) -> Value {
-        let problems: Vec<Value> = self
+    pub fn view(&self) -> VmList {
+        let problems = self
             .problems
             .read()
             .map(|p| {
                 p.iter()
-                    .map(|(name, reason)| json!({ "name": name, "reason": reason }))
+                    .map(|(name, reason)| Problem {
+                        name: name.clone(),
+                        reason: reason.clone(),
+                    })
                     .collect()
             })
             .unwrap_or_default();
-        json!({
-            "mode": if self.single { "single" } else { "fleet" },
-            "vms": self.all().iter().map(|vm| vm.view()).collect::<Vec<_>>(),
-            "problems": problems,
-        })
+        VmList {
+            mode: if self.single {
+                ListMode::Single
+            } else {
+                ListMode::Fleet
+            },
+            vms: self.all().iter().map(|vm| vm.view()).collect(),
+            problems,
+        }
     }
 
     /// Every VM's counters, and the fleet's, Prometheus text.

@@ -30,7 +30,8 @@ use tokio::time::Instant;
 
 use futures_util::stream::{self, BoxStream, SelectAll};
 use futures_util::StreamExt;
-use qmp::{ClientFrame, Envelope, Id, Kind, Message};
+use qmp::client::{Handshake, Progress, RunState};
+use qmp::{ClientFrame, Envelope, Id, Kind, Message, QmpError};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit};
 
@@ -210,15 +211,14 @@ async fn actor<M: Monitor>(
                 tracing::info!(%target, "shared QMP session up");
                 state.send_replace(Upstate {
                     greeting: Some(greeting.clone()),
-                    run_state,
+                    run_state: run_state.status().map(str::to_owned),
                     ..Upstate::default()
                 });
                 let mut up = Connected {
                     settings: &settings,
                     metrics: &metrics,
                     state: &state,
-                    status_wanted: false,
-                    status_in_flight: false,
+                    run_state,
                     conn,
                     greeting,
                     oob_offered,
@@ -267,11 +267,11 @@ async fn actor<M: Monitor>(
 }
 
 /// Opens the monitor, negotiates it (enabling `oob` when QEMU offers it and
-/// `--allow-oob`) and asks for the VM's run state.
+/// `--allow-oob`) and learns the VM's run state.
 async fn connect<M: Monitor>(
     monitor: &M,
     settings: &Settings,
-) -> Result<(M::Conn, String, bool, Option<String>), UpstreamError> {
+) -> Result<(M::Conn, String, bool, RunState), UpstreamError> {
     let (mut conn, greeting) = monitor.open().await?;
     let target = monitor.describe();
     let deadline = tokio::time::Instant::now() + settings.greeting_timeout;
@@ -282,52 +282,57 @@ async fn connect<M: Monitor>(
     }
 }
 
-/// Negotiation and the first `query-status` on a fresh connection. The greeting returned
-/// is the one clients get: without `oob` unless it is on.
+/// The handshake ([`Handshake`]) and the first `query-status` on a fresh connection. The
+/// greeting returned is the one clients get: without `oob` unless it is on.
 async fn negotiate<C: MonitorConn>(
     settings: &Settings,
     conn: &mut C,
     greeting: String,
     target: &str,
-) -> Result<(String, bool, Option<String>), UpstreamError> {
-    let oob_offered = matches!(Message::parse(&greeting),
-        Ok(Message::Greeting(g)) if g.capabilities.iter().any(|c| c == "oob"));
-    let oob = oob_offered && settings.allow_oob;
-    let greeting = if oob_offered && !oob {
-        qmp::message::without_capability(&greeting, "oob")
-    } else {
-        greeting
-    };
-    let enable: &[&str] = if oob { &["oob"] } else { &[] };
-    let negotiate = qmp::message::qmp_capabilities(enable, Some(json!(NEGOTIATION_ID)));
-    conn.send(&negotiate).await?;
-    let status = qmp::message::command("query-status", None, Some(json!(STATUS_ID)));
-    conn.send(&status).await?;
-    loop {
-        let text = conn.recv().await?;
-        match Message::parse(&text) {
-            Ok(Message::Return {
-                id: Some(id),
-                value,
-            }) if id == STATUS_ID => {
-                let run_state = value["status"].as_str().map(str::to_owned);
-                return Ok((greeting, oob, run_state));
+) -> Result<(String, bool, RunState), UpstreamError> {
+    let want: &[&str] = if settings.allow_oob { &["oob"] } else { &[] };
+    let mut handshake = Handshake::new(NEGOTIATION_ID, want);
+    let mut run_state = RunState::new(STATUS_ID);
+    let mut text = greeting.clone();
+    let oob = loop {
+        match handshake.on_message(&text) {
+            Progress::Waiting => {}
+            Progress::Send(negotiate) => {
+                conn.send(&negotiate).await?;
+                if let Some(query) = run_state.query() {
+                    conn.send(&query).await?;
+                }
             }
-            Ok(Message::Error { id: Some(id), .. }) if id == STATUS_ID => {
-                return Ok((greeting, oob, None));
-            }
-            Ok(Message::Error {
-                id: Some(id),
-                error,
-            }) if id == NEGOTIATION_ID => {
+            Progress::Ready { enabled, .. } => break enabled.iter().any(|c| c == "oob"),
+            Progress::Refused(error) => {
                 return Err(UpstreamError::Refused {
                     target: target.to_owned(),
                     desc: error.desc,
                 })
             }
-            _ => {}
+            Progress::NotQmp(why) => {
+                return Err(UpstreamError::NoGreeting {
+                    target: target.to_owned(),
+                    why,
+                })
+            }
         }
+        text = conn.recv().await?;
+    };
+    while run_state.is_asking() {
+        let text = conn.recv().await?;
+        match Message::parse(&text) {
+            Ok(Message::Return { id, value }) => run_state.on_reply(id.as_ref(), Ok(&value)),
+            Ok(Message::Error { id, error }) => run_state.on_reply(id.as_ref(), Err(&error)),
+            _ => false,
+        };
     }
+    let greeting = if oob {
+        greeting
+    } else {
+        qmp::message::without_capability(&greeting, "oob")
+    };
+    Ok((greeting, oob, run_state))
 }
 
 struct ClientSlot {
@@ -365,9 +370,8 @@ struct Connected<'a, C> {
     settings: &'a Settings,
     metrics: &'a VmMetrics,
     state: &'a watch::Sender<Upstate>,
-    /// An event may have changed the run state: ask QEMU.
-    status_wanted: bool,
-    status_in_flight: bool,
+    /// The VM's run state, asked again after events that may change it.
+    run_state: RunState,
     conn: C,
     greeting: String,
     oob_offered: bool,
@@ -393,10 +397,7 @@ impl<C: MonitorConn> Connected<'_, C> {
             (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
         );
         loop {
-            if self.status_wanted && !self.status_in_flight {
-                self.status_wanted = false;
-                self.status_in_flight = true;
-                let ask = qmp::message::command("query-status", None, Some(json!(STATUS_ID)));
+            if let Some(ask) = self.run_state.query() {
                 if let Err(e) = self.conn.send(&ask).await {
                     return Some(self.last_words(e));
                 }
@@ -570,11 +571,8 @@ impl<C: MonitorConn> Connected<'_, C> {
             Kind::Event => {
                 tracing::debug!(target: "qmp_bridge::wire", to = "clients", "{text}");
                 self.metrics.events.fetch_add(1, Ordering::Relaxed);
-                if envelope
-                    .event_name()
-                    .is_some_and(|n| qmp::message::RUN_STATE_EVENTS.contains(&n.as_str()))
-                {
-                    self.status_wanted = true;
+                if let Some(name) = envelope.event_name() {
+                    self.run_state.on_event(&name);
                 }
                 let negotiated: Vec<u64> = self
                     .clients
@@ -588,11 +586,18 @@ impl<C: MonitorConn> Connected<'_, C> {
                 }
             }
             Kind::Return | Kind::Error if envelope.id() == Some(json!(STATUS_ID)) => {
-                self.status_in_flight = false;
-                let run_state = envelope
-                    .member("return")
-                    .and_then(|r| r["status"].as_str().map(str::to_owned));
-                self.state.send_modify(|s| s.run_state = run_state);
+                let value = envelope.member("return").unwrap_or_default();
+                let error = QmpError {
+                    class: String::new(),
+                    desc: String::new(),
+                };
+                let answer = match envelope.kind() {
+                    Kind::Return => Ok(&value),
+                    _ => Err(&error),
+                };
+                self.run_state.on_reply(Some(&json!(STATUS_ID)), answer);
+                let status = self.run_state.status().map(str::to_owned);
+                self.state.send_modify(|s| s.run_state = status);
             }
             Kind::Return | Kind::Error => {
                 let counter = if envelope.kind() == Kind::Return {

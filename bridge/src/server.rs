@@ -35,6 +35,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 
+use qmp::vm_list::{ListMode, VmList, VmRow, VmState};
+
 use crate::assets::Ui;
 use crate::fleet::{Fleet, Vm};
 use crate::relay;
@@ -362,22 +364,33 @@ async fn api_vms(State(state): State<AppState>, uri: Uri, headers: HeaderMap) ->
     if let Err(refusal) = state.config.gate.admit(&uri, &headers) {
         return refused(refusal);
     }
-    let body = match (&state.fleet, &state.relay) {
+    let list = match (&state.fleet, &state.relay) {
         (Some(fleet), _) => fleet.view(),
-        (None, relay) => serde_json::json!({
-            "mode": "relay",
-            "vms": relay.iter().map(|r| serde_json::json!({
-                "name": r.vm, "target": r.target.to_string(), "state": "relay",
-            })).collect::<Vec<_>>(),
-            "problems": [],
-        }),
+        (None, relay) => VmList {
+            mode: ListMode::Relay,
+            vms: relay
+                .iter()
+                .map(|r| VmRow {
+                    name: r.vm.clone(),
+                    target: r.target.to_string(),
+                    state: VmState::Relay,
+                    version: None,
+                    package: None,
+                    run_state: None,
+                    clients: 0,
+                    last_error: None,
+                })
+                .collect(),
+            problems: Vec::new(),
+        },
     };
+    let body = serde_json::to_string(&list).unwrap_or_default();
     (
         [
             (axum::http::header::CONTENT_TYPE, "application/json"),
             (axum::http::header::CACHE_CONTROL, "no-store"),
         ],
-        body.to_string(),
+        body,
     )
         .into_response()
 }

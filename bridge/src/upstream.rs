@@ -33,6 +33,9 @@ pub enum UpstreamError {
         "QMP monitor busy: {target} sent no greeting within {waited:?}; another client holds it"
     )]
     Busy { target: String, waited: Duration },
+    /// What came first was not a QMP greeting.
+    #[error("{target} sent no QMP greeting: {why}")]
+    NoGreeting { target: String, why: String },
     /// Greeted, but the capabilities negotiation got no answer.
     #[error("QMP at {target} did not answer qmp_capabilities")]
     NoAnswer { target: String },

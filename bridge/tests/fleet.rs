@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use qmp::vm_list::VmState;
 use qmp_bridge::audit::AuditLog;
 use qmp_bridge::fleet::Fleet;
 use qmp_bridge::policy::Policy;
@@ -387,7 +388,7 @@ async fn vanished_vms_are_dropped_after_the_grace_period() -> testkit::Result<()
             .num_alive_tasks()
     };
     let idle_tasks = tasks();
-    let listed = |fleet: &Fleet| fleet.view()["vms"].as_array().map_or(0, Vec::len);
+    let listed = |fleet: &Fleet| fleet.view().vms.len();
     let removed = |fleet: &Fleet| -> testkit::Result<u64> {
         let text = fleet.metrics();
         let line = text
@@ -410,10 +411,8 @@ async fn vanished_vms_are_dropped_after_the_grace_period() -> testkit::Result<()
         }
         fleet.scan(dir.path());
         let list = fleet.view();
-        let gone = list["vms"]
-            .as_array()
-            .map_or(0, |v| v.iter().filter(|r| r["state"] == "gone").count());
-        assert_eq!(gone, listed(&fleet), "every row is gone: {list}");
+        let gone = list.vms.iter().filter(|r| r.state == VmState::Gone);
+        assert_eq!(gone.count(), listed(&fleet), "every row is gone: {list:?}");
         // this round's rows only: the last round's were past their grace
         assert_eq!(listed(&fleet), SOCKETS);
         assert_eq!(removed(&fleet)?, (round * SOCKETS) as u64);

@@ -174,13 +174,15 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, Rejection> {
     .and_then(|v| de.end().map(|()| v));
     let object = match parsed {
         Ok(Value::Object(object)) => object,
-        Ok(other) => return Err(Rejection {
-            id: None,
-            desc: format!(
+        Ok(other) => {
+            return Err(Rejection {
+                id: None,
+                desc: format!(
                 "QMP input must be a JSON object, not {}: send one QMP command object per frame",
                 kind(&other)
             ),
-        }),
+            })
+        }
         Err(e) if text.trim().is_empty() => {
             return Err(Rejection {
                 id: None,
@@ -591,7 +593,11 @@ mod tests {
             r#"{"arguments":{"n":1.2345678901234568e+29,"s":"é/"},"execute":"x","id":100.0}"#
         );
         let again = parse_client_frame(&f.upstream_text()).unwrap();
-        assert_eq!(again.upstream_text(), f.upstream_text(), "canonical is a fixed point");
+        assert_eq!(
+            again.upstream_text(),
+            f.upstream_text(),
+            "canonical is a fixed point"
+        );
         let (text, id) = f.relabel("qmpc-3");
         assert!(text.ends_with(r#""execute":"x","id":"qmpc-3"}"#), "{text}");
         assert_eq!(id.unwrap().raw().get(), "1e2");

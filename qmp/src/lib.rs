@@ -10,15 +10,20 @@
 //!   frame's `id`; and what commands a frame would run (for policies).
 //! - [`schema`]: QEMU's `query-qmp-schema` reply: command names, argument trees,
 //!   templates of the required arguments, and validation with JSON paths.
+//! - [`client`]: the client side of a session without I/O: the [`client::Handshake`]
+//!   (greeting, negotiation) and the VM's [`client::RunState`] kept current from events.
+//! - [`vm_list`]: the VM list a bridge serves at `/api/vms`.
 //!
 //! serde and serde_json only, no I/O: it builds for native and wasm32 alike.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod client;
 pub mod framing;
 pub mod inbound;
 pub mod message;
 pub mod schema;
+pub mod vm_list;
 
 pub use framing::{FrameError, Framer};
 pub use inbound::{parse_client_frame, ClientFrame, Id, Rejection};

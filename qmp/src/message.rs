@@ -128,34 +128,36 @@ impl Message {
             return Err(MessageError::NotObject);
         };
         let id = obj.remove("id");
-        if obj.contains_key("QMP") {
-            let raw: RawGreeting = member(&mut obj, "QMP")?;
-            return Ok(Message::Greeting(Greeting {
-                version: raw.version.qemu,
-                package: raw.version.package,
-                capabilities: raw.capabilities,
-            }));
+        match Kind::of(|m| obj.contains_key(m)) {
+            Kind::Greeting => {
+                let raw: RawGreeting = member(&mut obj, "QMP")?;
+                Ok(Message::Greeting(Greeting {
+                    version: raw.version.qemu,
+                    package: raw.version.package,
+                    capabilities: raw.capabilities,
+                }))
+            }
+            Kind::Return => {
+                let value = obj.remove("return").unwrap_or(Value::Null);
+                Ok(Message::Return { id, value })
+            }
+            Kind::Error => {
+                let error: QmpError = member(&mut obj, "error")?;
+                Ok(Message::Error { id, error })
+            }
+            Kind::Event => {
+                let name: String = member(&mut obj, "event")?;
+                let ts: RawTimestamp = member(&mut obj, "timestamp")?;
+                let data = obj.remove("data").unwrap_or_else(|| json!({}));
+                Ok(Message::Event(Event {
+                    name,
+                    data,
+                    seconds: ts.seconds,
+                    microseconds: ts.microseconds,
+                }))
+            }
+            Kind::Unknown => Err(MessageError::Unknown),
         }
-        if obj.contains_key("return") {
-            let value = obj.remove("return").unwrap_or(Value::Null);
-            return Ok(Message::Return { id, value });
-        }
-        if obj.contains_key("error") {
-            let error: QmpError = member(&mut obj, "error")?;
-            return Ok(Message::Error { id, error });
-        }
-        if obj.contains_key("event") {
-            let name: String = member(&mut obj, "event")?;
-            let ts: RawTimestamp = member(&mut obj, "timestamp")?;
-            let data = obj.remove("data").unwrap_or_else(|| json!({}));
-            return Ok(Message::Event(Event {
-                name,
-                data,
-                seconds: ts.seconds,
-                microseconds: ts.microseconds,
-            }));
-        }
-        Err(MessageError::Unknown)
     }
 
     /// The `id` a reply carries, if any.
@@ -177,6 +179,24 @@ pub enum Kind {
     Unknown,
 }
 
+impl Kind {
+    /// The kind of a message whose top-level members `has` says it holds: the one
+    /// classifier every reading of a message uses.
+    pub fn of(has: impl Fn(&str) -> bool) -> Kind {
+        if has("QMP") {
+            Kind::Greeting
+        } else if has("return") {
+            Kind::Return
+        } else if has("error") {
+            Kind::Error
+        } else if has("event") {
+            Kind::Event
+        } else {
+            Kind::Unknown
+        }
+    }
+}
+
 /// A server message's kind, `id` and error class: enough to match replies to requests
 /// without materialising a 200 KB `return`.
 #[derive(Debug, Clone, PartialEq)]
@@ -186,42 +206,25 @@ pub struct Outline {
     pub error_class: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct RawOutline {
-    id: Option<Value>,
-    #[serde(rename = "QMP")]
-    greeting: Option<serde::de::IgnoredAny>,
-    #[serde(rename = "return")]
-    ret: Option<serde::de::IgnoredAny>,
-    error: Option<RawErrorClass>,
-    event: Option<serde::de::IgnoredAny>,
+/// Outlines one message's text (its members kept raw, so a 200 KB `return` is not
+/// materialised).
+pub fn outline(text: &str) -> Result<Outline, MessageError> {
+    let envelope = Envelope::parse(text)?;
+    let error_class = envelope
+        .members
+        .get("error")
+        .and_then(|raw| serde_json::from_str::<RawErrorClass>(raw.get()).ok())
+        .map(|e| e.class);
+    Ok(Outline {
+        kind: envelope.kind(),
+        id: envelope.id(),
+        error_class,
+    })
 }
 
 #[derive(Deserialize)]
 struct RawErrorClass {
     class: String,
-}
-
-/// Outlines one message's text.
-pub fn outline(text: &str) -> Result<Outline, MessageError> {
-    let raw: RawOutline =
-        serde_json::from_str(text).map_err(|e| MessageError::Json(e.to_string()))?;
-    let kind = if raw.greeting.is_some() {
-        Kind::Greeting
-    } else if raw.ret.is_some() {
-        Kind::Return
-    } else if raw.error.is_some() {
-        Kind::Error
-    } else if raw.event.is_some() {
-        Kind::Event
-    } else {
-        Kind::Unknown
-    };
-    Ok(Outline {
-        kind,
-        id: raw.id,
-        error_class: raw.error.map(|e| e.class),
-    })
 }
 
 /// Events after which a VM's run state (`query-status`) may have changed: clients that
@@ -254,18 +257,7 @@ impl Envelope {
     }
 
     pub fn kind(&self) -> Kind {
-        let has = |k: &str| self.members.contains_key(k);
-        if has("QMP") {
-            Kind::Greeting
-        } else if has("return") {
-            Kind::Return
-        } else if has("error") {
-            Kind::Error
-        } else if has("event") {
-            Kind::Event
-        } else {
-            Kind::Unknown
-        }
+        Kind::of(|m| self.members.contains_key(m))
     }
 
     /// The `id`, parsed.
