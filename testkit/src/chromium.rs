@@ -3,6 +3,15 @@
 //! [`Browser::launch`] starts `chromium` with a fresh profile and connects to its DevTools
 //! websocket; [`Browser::new_page`] opens a tab whose console errors, uncaught exceptions
 //! and failed loads are all recorded, so a test can assert there were none.
+//!
+//! A small CDP client of its own (tokio-tungstenite and serde_json, already in the
+//! workspace) rather than `chromiumoxide` or `fantoccini`: the tests and the bench send
+//! raw CDP calls (`Browser.grantPermissions`, `Emulation.setEmulatedMedia`, download and
+//! cache settings) and read every event as JSON (console errors, exceptions, `Network.*`).
+//! `chromiumoxide` types each call and event against one pinned protocol revision and
+//! takes 47 more crates and about two and a half minutes to build on two cores;
+//! WebDriver (`fantoccini` over chromedriver, 42 more crates) cannot deliver console
+//! events and exceptions as they happen, nor Network events.
 
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
