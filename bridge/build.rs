@@ -1,6 +1,7 @@
 //! Embeds the built web UI (`dist/`, or `$QMP_CONSOLE_DIST`) into the binary, so a release
 //! `qmp-bridge` is the whole deployment. Without a built UI it embeds nothing and the
 //! bridge serves a page saying how to build it (or use `--ui-dir`).
+//! Why this and not `rust-embed`: see `src/assets.rs`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

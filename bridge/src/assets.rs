@@ -4,6 +4,14 @@
 //! exists (the web build writes both), with the right content type (`application/wasm` for
 //! the module) and `Vary: Accept-Encoding`. The server adds the headers every response
 //! carries (no framing, no referrer, no sniffing).
+//!
+//! The embedding is `build.rs` (fifty lines, no dependency) rather than `rust-embed`:
+//! that crate reads the files from disk at run time in debug builds (the tests) unless
+//! its `debug-embed` feature is on, does not notice files added to `dist/` after a build
+//! (the build script reruns on any change in the folder, or once it appears), needs its
+//! `interpolate-folder-path` feature for `$QMP_CONSOLE_DIST`, and its `compression`
+//! inflates files at run time instead of sending the web build's `.gz` as they are, so
+//! the gzip negotiation below would stay anyway; all for 8 more crates in the binary.
 
 use std::borrow::Cow;
 use std::path::PathBuf;

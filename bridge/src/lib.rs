@@ -27,7 +27,8 @@
 //! - [`relay`]: `--mode relay`, one client to one QMP connection, whole messages both ways.
 //! - [`assets`]: the UI, embedded at build time or served from `--ui-dir`.
 //! - [`security`]: the token, Origin and Host checks made before a websocket upgrade.
-//! - [`policy`]: which commands clients may run (`--read-only`, `--allow`, `--deny`).
+//! - [`policy`]: which commands clients may run (`--read-only`, `--allow`, `--deny`;
+//!   `*` and `?` globs, matched by `wildmatch`).
 //! - [`audit`]: `--audit-log`, one JSON line per command and its outcome.
 //! - [`tls`]: `--tls-cert`/`--tls-key` (rustls).
 //! - [`server`]: accepts connections (TLS, request timeout, client cap), routes

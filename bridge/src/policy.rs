@@ -1,5 +1,9 @@
 //! Which commands a client may run: `--read-only`, `--allow GLOB`, `--deny GLOB`.
 //!
+//! A glob has two wildcards, `*` (any run of characters) and `?` (any one), matched
+//! against the whole command name by the `wildmatch` crate; nothing else is special, so
+//! every other character, `[`, `{` and `\` included, stands for itself.
+//!
 //! Every command a frame would have QEMU run is checked: `execute`, `exec-oob`, and each
 //! action inside a `transaction`. A refused frame never reaches QEMU; the client gets a
 //! QMP-shaped error with the frame's `id`. `qmp_capabilities` is always allowed, since no
@@ -15,11 +19,12 @@
 //! is sent its re-serialization, never the client's bytes.
 
 use qmp::ClientFrame;
+use wildmatch::WildMatch;
 
-/// Commands `--read-only` lets through besides `query-*` and `x-query-*`.
 /// The command that runs HMP lines.
 const HMP: &str = "human-monitor-command";
 
+/// Commands `--read-only` lets through besides `query-*` and `x-query-*`.
 const READ_ONLY_EXTRAS: &[&str] = &[
     "qmp_capabilities",
     "qom-get",
@@ -39,27 +44,10 @@ pub struct Policy {
     pub deny: Vec<String>,
 }
 
-/// `*` matches any run of characters, `?` any one.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ni));
-            pi += 1;
-        } else if let Some((sp, sn)) = star {
-            pi = sp + 1;
-            ni = sn + 1;
-            star = Some((sp, sn + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
+/// `*` matches any run of characters, `?` any one; nothing else is special (no classes,
+/// no braces, no escapes), and the whole name must match.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    WildMatch::new(pattern).matches(name)
 }
 
 fn is_read_only(name: &str) -> bool {
@@ -151,6 +139,16 @@ mod tests {
         assert!(!glob_match("stop", "stops"));
         assert!(glob_match("*a*b*", "xxaxxbxx"));
         assert!(!glob_match("*a*b", "xxaxxbxxc"));
+    }
+
+    #[test]
+    fn globs_read_wildcards_in_the_name_as_plain_characters() {
+        assert!(glob_match("*", "*x"));
+        assert!(glob_match("query*", "query*x"));
+        assert!(glob_match("a?c", "a?c"));
+        assert!(!glob_match("[ab]", "a"), "no character classes");
+        assert!(!glob_match("{a,b}", "a"), "no braces");
+        assert!(!glob_match("Stop", "stop"), "case matters");
     }
 
     #[test]

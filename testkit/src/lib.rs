@@ -1,6 +1,6 @@
 //! Test harness shared by the workspace's integration tests and benchmarks.
 //!
-//! - [`tempdir`]: a scratch folder removed on drop.
+//! - [`tempdir`]: a private scratch folder removed on drop (over `tempfile`).
 //! - [`qemu`]: a real `qemu-system-x86_64` with its QMP monitor on a Unix socket.
 //! - [`process`]: a spawned `qmp-bridge`, its announced URL, and its log.
 //! - [`chromium`]: headless Chromium driven over the DevTools protocol, recording every
