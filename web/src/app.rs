@@ -12,7 +12,7 @@ use yew::prelude::*;
 
 use crate::components::{
     CommandForm, EntryActions, EntryRef, EventPanel, EventRef, FormMsg, Header, QuickAction,
-    QuickActions, Shared, Transcript, TypeRef,
+    QuickActions, RcByPtr, Transcript, TypeRef,
 };
 use crate::editor::{self, Check, Form, History};
 use crate::endpoint::websocket_url;
@@ -245,7 +245,7 @@ impl App {
         }
         self.args_type = self.console.schema.as_ref().and_then(|s| {
             let ty: TypeNode = s.argument_type(name).ok()?;
-            Some((name.to_owned(), Shared(Rc::new(ty))))
+            Some((name.to_owned(), RcByPtr(Rc::new(ty))))
         });
     }
 
@@ -478,14 +478,14 @@ impl Component for App {
             .events
             .shown(&self.event_filter)
             .into_iter()
-            .map(Shared)
+            .map(RcByPtr)
             .collect();
         let counts: Vec<(AttrValue, u64)> = c
             .events
             .counts()
             .map(|(n, k)| (AttrValue::from(n.to_owned()), k))
             .collect();
-        let entries: Vec<EntryRef> = c.transcript.iter().cloned().map(Shared).collect();
+        let entries: Vec<EntryRef> = c.transcript.iter().cloned().map(RcByPtr).collect();
         let ready = c.is_ready();
         let retry_in = self.retry.as_ref().map(|(_, s)| *s);
         let schema_note = match (&c.phase, schema) {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use qmp_web::components::{
     local_time, CommandForm, CommandFormProps, EntryActions, EventPanel, EventPanelProps, FormMsg,
     Header, HeaderProps, JsonTree, JsonTreeProps, QuickAction, QuickActions, QuickActionsProps,
-    Shared, Transcript, TranscriptProps, PAGE,
+    RcByPtr, Transcript, TranscriptProps, PAGE,
 };
 use qmp_web::editor::{Form, Mode};
 use qmp_web::events::{EventLog, SHOWN};
@@ -183,7 +183,12 @@ async fn transcript_pairs_requests_with_replies() {
     let c = console_with_replies();
     let (on_rerun, reruns) = recorder::<Request>();
     let props = TranscriptProps {
-        entries: c.transcript.iter().cloned().map(Shared).collect::<Vec<_>>(),
+        entries: c
+            .transcript
+            .iter()
+            .cloned()
+            .map(RcByPtr)
+            .collect::<Vec<_>>(),
         actions: EntryActions {
             rerun: on_rerun,
             ..EntryActions::default()
@@ -234,7 +239,7 @@ async fn a_large_reply_renders_a_page_at_a_time() {
             .collect(),
     );
     let props = JsonTreeProps {
-        value: Shared(Rc::new(big)),
+        value: RcByPtr(Rc::new(big)),
     };
     yew::Renderer::<JsonTree>::with_root_and_props(root.clone(), props).render();
     settle().await;
@@ -268,7 +273,7 @@ async fn the_event_panel_is_capped_but_counts_everything() {
     }
     let (on_filter, filters) = recorder::<String>();
     let props = props!(EventPanelProps {
-        shown: log.shown("").into_iter().map(Shared).collect::<Vec<_>>(),
+        shown: log.shown("").into_iter().map(RcByPtr).collect::<Vec<_>>(),
         counts: log
             .counts()
             .map(|(n, k)| (AttrValue::from(n.to_owned()), k))
@@ -326,7 +331,7 @@ fn form_props(form: Form, on: Callback<FormMsg>) -> CommandFormProps {
     let args_type = schema
         .argument_type(form.name.trim())
         .ok()
-        .map(|t| Shared(Rc::new(t)));
+        .map(|t| RcByPtr(Rc::new(t)));
     let completions = schema
         .completions(&form.name, 8)
         .into_iter()

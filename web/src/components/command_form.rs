@@ -11,7 +11,7 @@ use qmp::schema::{Arg, TypeNode};
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
-use super::json_tree::Shared;
+use super::RcByPtr;
 use crate::editor::{Check, Form, Mode};
 use crate::hooks::use_toggle;
 
@@ -36,7 +36,7 @@ pub enum FormMsg {
 }
 
 /// A resolved argument type shared by pointer.
-pub type TypeRef = Shared<TypeNode>;
+pub type TypeRef = RcByPtr<TypeNode>;
 
 #[derive(Properties, PartialEq)]
 pub struct CommandFormProps {
