@@ -15,7 +15,6 @@ use crate::components::{
     QuickActions, RcByPtr, Transcript, TypeRef,
 };
 use crate::editor::{self, Check, Form, History};
-use crate::endpoint::websocket_url;
 use crate::socket::{now_ms, Socket};
 use crate::state::{backoff_ms, Console, Input, Notice, Phase, Request};
 
@@ -87,6 +86,13 @@ impl Links {
     }
 }
 
+#[derive(Properties, PartialEq)]
+pub struct AppProps {
+    /// The websocket to connect to (read at creation), e.g.
+    /// [`PageUrl::websocket_url`](crate::endpoint::PageUrl::websocket_url).
+    pub url: AttrValue,
+}
+
 /// The console page.
 pub struct App {
     links: Links,
@@ -142,18 +148,6 @@ impl Drop for PageListener {
             );
         }
     }
-}
-
-fn page_url() -> String {
-    let Some(location) = web_sys::window().map(|w| w.location()) else {
-        return String::new();
-    };
-    websocket_url(
-        &location.protocol().unwrap_or_default(),
-        &location.host().unwrap_or_default(),
-        &location.pathname().unwrap_or_default(),
-        &location.search().unwrap_or_default(),
-    )
 }
 
 impl App {
@@ -341,10 +335,10 @@ fn copy_to_clipboard(text: String, done: Callback<String>) {
 
 impl Component for App {
     type Message = Msg;
-    type Properties = ();
+    type Properties = AppProps;
 
     fn create(ctx: &Context<Self>) -> Self {
-        let mut console = Console::new(page_url());
+        let mut console = Console::new(ctx.props().url.to_string());
         console.want_oob = LocalStorage::get::<bool>(OOB_KEY).unwrap_or(false);
         let history = LocalStorage::get::<Value>(HISTORY_KEY)
             .map(|v| History::from_json(&v))
