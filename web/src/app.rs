@@ -16,7 +16,7 @@ use crate::components::{
 };
 use crate::editor::{self, Check, Form, History};
 use crate::socket::{now_ms, Socket};
-use crate::state::{backoff_ms, Console, Input, Notice, Phase, Request};
+use crate::state::{backoff_ms, Console, Input, Phase, Request};
 
 const HISTORY_KEY: &str = "qmp-console.history";
 const OOB_KEY: &str = "qmp-console.oob";
@@ -155,7 +155,7 @@ impl App {
         self.retry = None;
         self.socket = None;
         self.console.connecting();
-        match Socket::open(&self.console.url, ctx.link().callback(Msg::Socket)) {
+        match Socket::open(self.console.url(), ctx.link().callback(Msg::Socket)) {
             Ok(s) => self.socket = Some(s),
             Err(e) => self.on_closed(ctx, 0, e),
         }
@@ -182,7 +182,7 @@ impl App {
                 None => Err("not connected".into()),
             };
             if let Err(e) = result {
-                self.console.notices.push(Notice(e));
+                self.console.notify(e);
             }
         }
     }
@@ -218,7 +218,7 @@ impl App {
 
     /// Recomputes what the form shows from the form and the schema.
     fn refresh_form(&mut self) {
-        let schema = self.console.schema.clone();
+        let schema = self.console.schema().cloned();
         self.check = self.form.check(schema.as_deref());
         self.completions = match (schema.as_deref(), self.form.mode) {
             (Some(s), editor::Mode::Json) if !self.form.name.trim().is_empty() => s
@@ -237,7 +237,7 @@ impl App {
         if self.args_type.as_ref().is_some_and(|(n, _)| n == name) {
             return;
         }
-        self.args_type = self.console.schema.as_ref().and_then(|s| {
+        self.args_type = self.console.schema().and_then(|s| {
             let ty: TypeNode = s.argument_type(name).ok()?;
             Some((name.to_owned(), RcByPtr(Rc::new(ty))))
         });
@@ -247,7 +247,7 @@ impl App {
         if !matches!(msg, FormMsg::Send(_) | FormMsg::Format | FormMsg::Minify) {
             self.refused = None;
         }
-        let schema = self.console.schema.clone();
+        let schema = self.console.schema().cloned();
         let form = &mut self.form;
         match msg {
             FormMsg::Mode(m) => form.mode = m,
@@ -292,7 +292,7 @@ impl App {
     }
 
     fn export_events(&mut self) {
-        let text = self.console.events.export_jsonl();
+        let text = self.console.events().export_jsonl();
         let blob = gloo_file::Blob::new_with_options(text.as_str(), Some("application/x-ndjson"));
         let url = gloo_file::ObjectUrl::from(blob);
         let anchor = web_sys::window()
@@ -339,7 +339,7 @@ impl Component for App {
 
     fn create(ctx: &Context<Self>) -> Self {
         let mut console = Console::new(ctx.props().url.to_string());
-        console.want_oob = LocalStorage::get::<bool>(OOB_KEY).unwrap_or(false);
+        console.set_want_oob(LocalStorage::get::<bool>(OOB_KEY).unwrap_or(false));
         let history = LocalStorage::get::<Value>(HISTORY_KEY)
             .map(|v| History::from_json(&v))
             .unwrap_or_default();
@@ -380,13 +380,13 @@ impl Component for App {
         match msg {
             Msg::Socket(Input::Closed { code, reason }) => self.on_closed(ctx, code, reason),
             Msg::Socket(input) => {
-                let schema_before = self.console.schema.clone();
+                let schema_before = self.console.schema().cloned();
                 let frames = self.console.handle(input);
                 self.transmit(frames);
                 if self.console.is_ready() {
                     self.attempt = 0;
                 }
-                let same_schema = match (&schema_before, &self.console.schema) {
+                let same_schema = match (schema_before.as_ref(), self.console.schema()) {
                     (Some(a), Some(b)) => Rc::ptr_eq(a, b),
                     (None, None) => true,
                     _ => false,
@@ -424,11 +424,8 @@ impl Component for App {
             }
             Msg::Retry => self.connect(ctx),
             Msg::Oob(on) => {
-                self.console.want_oob = on;
                 let _ = LocalStorage::set(OOB_KEY, on);
-                // capabilities are negotiated once per connection: apply by reconnecting
-                let negotiated = self.console.enabled.iter().any(|c| c == "oob");
-                if self.console.is_ready() && negotiated != on {
+                if self.console.set_want_oob(on) {
                     self.auto = true;
                     self.connect(ctx);
                 }
@@ -450,10 +447,10 @@ impl Component for App {
                 copy_to_clipboard(text, ctx.link().callback(Msg::Notice));
                 return false;
             }
-            Msg::Notice(text) => self.console.notices.push(Notice(text)),
-            Msg::DismissNotices => self.console.notices.clear(),
+            Msg::Notice(text) => self.console.notify(text),
+            Msg::DismissNotices => self.console.dismiss_notices(),
             Msg::EventFilter(f) => self.event_filter = f,
-            Msg::ClearEvents => self.console.events.clear(),
+            Msg::ClearEvents => self.console.clear_events(),
             Msg::ExportEvents => {
                 self.export_events();
                 return false;
@@ -465,41 +462,41 @@ impl Component for App {
     fn view(&self, _ctx: &Context<Self>) -> Html {
         let c = &self.console;
         let l = &self.links;
-        let schema = c.schema.as_deref();
+        let schema = c.schema();
         let check = self.check.clone();
         let completions = self.completions.clone();
         let shown: Vec<EventRef> = c
-            .events
+            .events()
             .shown(&self.event_filter)
             .into_iter()
             .map(RcByPtr)
             .collect();
         let counts: Vec<(AttrValue, u64)> = c
-            .events
+            .events()
             .counts()
             .map(|(n, k)| (AttrValue::from(n.to_owned()), k))
             .collect();
-        let entries: Vec<EntryRef> = c.transcript.iter().cloned().map(RcByPtr).collect();
+        let entries: Vec<EntryRef> = c.transcript().iter().cloned().map(RcByPtr).collect();
         let ready = c.is_ready();
         let retry_in = self.retry.as_ref().map(|(_, s)| *s);
-        let schema_note = match (&c.phase, schema) {
+        let schema_note = match (c.phase(), schema) {
             (Phase::Ready, None) => Some("reading QEMU's schema…"),
             _ => None,
         };
         html! {
             <div class="console">
-                <Header url={c.url.clone()} phase={c.phase.clone()} greeting={c.greeting.clone()}
-                        vm_status={c.vm_status.clone().map(AttrValue::from)}
-                        enabled={c.enabled.iter().cloned().map(AttrValue::from).collect::<Vec<_>>()}
-                        want_oob={c.want_oob} on_oob={l.oob.clone()}
+                <Header url={c.url().to_owned()} phase={c.phase().clone()} greeting={c.greeting().cloned()}
+                        vm_status={c.vm_status().map(|s| AttrValue::from(s.to_owned()))}
+                        enabled={c.enabled().iter().cloned().map(AttrValue::from).collect::<Vec<_>>()}
+                        want_oob={c.want_oob()} on_oob={l.oob.clone()}
                         {retry_in} on_connect={l.connect.clone()} />
                 <QuickActions enabled={ready} confirming={self.confirming}
                               on_action={l.action.clone()} on_confirm={l.confirm.clone()} />
-                if !c.notices.is_empty() || schema_note.is_some() {
+                if !c.notices().is_empty() || schema_note.is_some() {
                     <ul class="notices">
                         { for schema_note.map(|n| html! { <li class="muted">{ n }</li> }) }
-                        { for c.notices.iter().rev().take(4).map(|n| html! { <li class="notice">{ n.0.clone() }</li> }) }
-                        if !c.notices.is_empty() {
+                        { for c.notices().iter().rev().take(4).map(|n| html! { <li class="notice">{ n.0.clone() }</li> }) }
+                        if !c.notices().is_empty() {
                             <li><button onclick={l.dismiss.clone()} data-testid="dismiss-notices">{ "Dismiss" }</button></li>
                         }
                     </ul>
@@ -511,7 +508,7 @@ impl Component for App {
                                      {ready} refused={self.refused.clone()} on={l.form.clone()} />
                         <Transcript {entries} actions={l.entry.clone()} />
                     </div>
-                    <EventPanel {shown} {counts} total={c.events.total()} dropped={c.events.dropped()} filter={AttrValue::from(self.event_filter.clone())}
+                    <EventPanel {shown} {counts} total={c.events().total()} dropped={c.events().dropped()} filter={AttrValue::from(self.event_filter.clone())}
                                 on_filter={l.filter.clone()}
                                 on_clear={l.clear.clone()}
                                 on_export={l.export.clone()} />

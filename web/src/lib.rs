@@ -2,7 +2,8 @@
 //!
 //! State, as plain Rust tested natively (no browser, no I/O):
 //! - [`state`]: the console's state: connection phases, the QMP handshake, requests and
-//!   replies matched by id, schema, VM status.
+//!   replies matched by id, schema, VM status; read through accessors, changed only
+//!   through its methods.
 //! - [`events`]: the event log (complete counts and export, a capped view for the page).
 //! - [`editor`]: the command form's logic: JSON syntax errors, format/minify, schema
 //!   validation before sending, the history.

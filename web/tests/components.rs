@@ -188,7 +188,7 @@ async fn transcript_pairs_requests_with_replies() {
     let (on_rerun, reruns) = recorder::<Request>();
     let props = TranscriptProps {
         entries: c
-            .transcript
+            .transcript()
             .iter()
             .cloned()
             .map(RcByPtr)
