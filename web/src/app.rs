@@ -14,7 +14,7 @@ use crate::components::{
     CommandForm, EntryActions, EntryRef, EventPanel, EventRef, FormMsg, Header, QuickAction,
     QuickActions, RcByPtr, Transcript, TypeRef,
 };
-use crate::editor::{self, Check, Form, History};
+use crate::editor::{Check, Form, History};
 use crate::socket::{now_ms, Socket};
 use crate::state::{backoff_ms, Console, Input, Phase, Request};
 
@@ -200,34 +200,16 @@ impl App {
         }
     }
 
-    fn send_form(&mut self, anyway: bool) {
-        match self.check.clone() {
-            Check::Empty => self.refused = Some("not sent: nothing to send".into()),
-            Check::Syntax(e) => {
-                self.refused = Some(format!("not sent: the arguments are not JSON ({e})").into())
-            }
-            Check::Request { problems, .. } if !problems.is_empty() && !anyway => {
-                let n = problems.len();
-                let s = if n == 1 { "" } else { "s" };
-                self.refused =
-                    Some(format!("not sent: {n} schema problem{s} (fix, or Send anyway)").into());
-            }
-            Check::Request { request, .. } => self.dispatch(request),
-        }
-    }
-
     /// Recomputes what the form shows from the form and the schema.
     fn refresh_form(&mut self) {
         let schema = self.console.schema().cloned();
         self.check = self.form.check(schema.as_deref());
-        self.completions = match (schema.as_deref(), self.form.mode) {
-            (Some(s), editor::Mode::Json) if !self.form.name.trim().is_empty() => s
-                .completions(&self.form.name, COMPLETIONS)
-                .into_iter()
-                .map(|n| AttrValue::from(n.to_owned()))
-                .collect(),
-            _ => Vec::new(),
-        };
+        self.completions = self
+            .form
+            .completions(schema.as_deref(), COMPLETIONS)
+            .into_iter()
+            .map(|n| AttrValue::from(n.to_owned()))
+            .collect();
         self.refresh_args_type();
     }
 
@@ -244,49 +226,18 @@ impl App {
     }
 
     fn form_msg(&mut self, msg: FormMsg) {
-        if !matches!(msg, FormMsg::Send(_) | FormMsg::Format | FormMsg::Minify) {
+        if !msg.keeps_refusal() {
             self.refused = None;
         }
-        let schema = self.console.schema().cloned();
-        let form = &mut self.form;
-        match msg {
-            FormMsg::Mode(m) => form.mode = m,
-            FormMsg::Name(n) => {
-                // naming a known command with no arguments typed yet fills its template
-                let known = schema
-                    .as_ref()
-                    .is_some_and(|s| s.command(n.trim()).is_some());
-                if known && form.args.trim().is_empty() {
-                    form.choose(n.trim(), schema.as_deref());
-                }
-                form.name = n;
+        let done = match msg {
+            FormMsg::Send(anyway) => self.check.request(anyway).map(|r| self.dispatch(r)),
+            edit => {
+                let schema = self.console.schema().cloned();
+                self.form.update(edit, schema.as_deref())
             }
-            FormMsg::Choose(n) => form.choose(&n, schema.as_deref()),
-            FormMsg::Args(a) => form.args = a,
-            FormMsg::Hmp(h) => form.hmp = h,
-            FormMsg::Raw(r) => form.raw = r,
-            FormMsg::Format | FormMsg::Minify => {
-                let pretty = msg == FormMsg::Format;
-                let text = if form.mode == editor::Mode::Raw {
-                    &mut form.raw
-                } else {
-                    &mut form.args
-                };
-                let done = if pretty {
-                    editor::format(text)
-                } else {
-                    editor::minify(text)
-                };
-                match done {
-                    Ok(t) => *text = t,
-                    Err(e) => self.refused = Some(format!("cannot format: {e}").into()),
-                }
-            }
-            FormMsg::Recall(older) => {
-                form.recall(older);
-            }
-            FormMsg::Clear => form.clear(),
-            FormMsg::Send(anyway) => self.send_form(anyway),
+        };
+        if let Err(e) = done {
+            self.refused = Some(e.into());
         }
         self.refresh_form();
     }

@@ -5,8 +5,9 @@
 //!   replies matched by id, schema, VM status; read through accessors, changed only
 //!   through its methods.
 //! - [`events`]: the event log (complete counts and export, a capped view for the page).
-//! - [`editor`]: the command form's logic: JSON syntax errors, format/minify, schema
-//!   validation before sending, the history.
+//! - [`editor`]: the command form's state: [`editor::FormMsg`] edits applied by
+//!   [`editor::Form::update`] (Format and Minify included), JSON syntax errors, schema
+//!   validation and what Send does, the history.
 //! - [`endpoint`]: where the page is ([`endpoint::PageUrl`], read once at start-up) and the
 //!   URLs derived from it: the console's websocket, `/api/vms`, each VM's console.
 //! - [`fleet`]: the VM list of a bridge serving many VMs (`/api/vms`) and the one-shot QMP
