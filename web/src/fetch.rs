@@ -1,5 +1,7 @@
 //! HTTP GETs from the page (`window.fetch`).
 
+use crate::fleet::{parse_listing, Listing};
+
 /// The body of a GET of `url` (relative to the page); an HTTP error status is an error
 /// that carries the body.
 pub async fn fetch_text(url: &str) -> Result<String, String> {
@@ -17,4 +19,9 @@ pub async fn fetch_text(url: &str) -> Result<String, String> {
         return Err(format!("{url}: HTTP {}: {}", resp.status(), body.trim()));
     }
     Ok(body)
+}
+
+/// The bridge's VM list (`/api/vms`) at `url`, read.
+pub async fn fetch_listing(url: &str) -> Result<Listing, String> {
+    parse_listing(&fetch_text(url).await?)
 }

@@ -9,8 +9,8 @@ use std::rc::Rc;
 use yew::prelude::*;
 
 use crate::endpoint::PageUrl;
-use crate::fetch::fetch_text;
-use crate::fleet::{parse_listing, Listing};
+use crate::fetch::fetch_listing;
+use crate::fleet::Listing;
 use crate::fleet_app::FleetApp;
 use crate::App;
 
@@ -37,7 +37,7 @@ pub fn root(props: &RootProps) -> Html {
             } else {
                 let url = page.listing_url();
                 wasm_bindgen_futures::spawn_local(async move {
-                    match fetch_text(&url).await.and_then(|b| parse_listing(&b)) {
+                    match fetch_listing(&url).await {
                         Ok(l) if l.mode == "fleet" => shown.set(Page::List(l)),
                         _ => shown.set(Page::Console),
                     }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use yew::prelude::*;
 
-use crate::fetch::fetch_text;
-use crate::fleet::{parse_listing, Listing};
+use crate::fetch::fetch_listing;
+use crate::fleet::Listing;
 
 /// How often the list is refreshed, in milliseconds.
 pub const REFRESH_MS: u64 = 1000;
@@ -37,7 +37,7 @@ pub fn use_listing(initial: Listing, url: String) -> Polled {
                     if !running.get() {
                         break;
                     }
-                    match fetch_text(&url).await.and_then(|b| parse_listing(&b)) {
+                    match fetch_listing(&url).await {
                         Ok(l) => {
                             listing.set(l);
                             error.set(None);
