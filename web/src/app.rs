@@ -1,5 +1,7 @@
-//! The root component: owns the socket and the [`Console`] state, reconnects with backoff,
-//! keeps the form and its history, and lays the page out.
+//! The console page: owns the socket and the [`Console`] state, reconnects with backoff,
+//! keeps the form (its edits are [`Form::update`]'s) and its history in localStorage,
+//! does the page's other I/O (clipboard, export download, `pagehide`/`pageshow`), and
+//! lays the page out from views that only take props and callbacks.
 
 use std::rc::Rc;
 
