@@ -1,5 +1,7 @@
-//! The root component: owns the socket and the [`Console`] state, reconnects with backoff,
-//! keeps the form and its history, and lays the page out.
+//! The console page: owns the socket and the [`Console`] state, reconnects with backoff,
+//! keeps the form (its edits are [`Form::update`]'s) and its history in localStorage,
+//! does the page's other I/O (clipboard, export download, `pagehide`/`pageshow`), and
+//! lays the page out from views that only take props and callbacks.
 
 use std::rc::Rc;
 
@@ -12,12 +14,11 @@ use yew::prelude::*;
 
 use crate::components::{
     CommandForm, EntryActions, EntryRef, EventPanel, EventRef, FormMsg, Header, QuickAction,
-    QuickActions, Shared, Transcript, TypeRef,
+    QuickActions, RcByPtr, Transcript, TypeRef,
 };
-use crate::editor::{self, Check, Form, History};
-use crate::endpoint::websocket_url;
+use crate::editor::{Check, Form, History};
 use crate::socket::{now_ms, Socket};
-use crate::state::{backoff_ms, Console, Input, Notice, Phase, Request};
+use crate::state::{backoff_ms, Console, Input, Phase, Request};
 
 const HISTORY_KEY: &str = "qmp-console.history";
 const OOB_KEY: &str = "qmp-console.oob";
@@ -87,6 +88,13 @@ impl Links {
     }
 }
 
+#[derive(Properties, PartialEq)]
+pub struct AppProps {
+    /// The websocket to connect to (read at creation), e.g.
+    /// [`PageUrl::websocket_url`](crate::endpoint::PageUrl::websocket_url).
+    pub url: AttrValue,
+}
+
 /// The console page.
 pub struct App {
     links: Links,
@@ -144,24 +152,12 @@ impl Drop for PageListener {
     }
 }
 
-fn page_url() -> String {
-    let Some(location) = web_sys::window().map(|w| w.location()) else {
-        return String::new();
-    };
-    websocket_url(
-        &location.protocol().unwrap_or_default(),
-        &location.host().unwrap_or_default(),
-        &location.pathname().unwrap_or_default(),
-        &location.search().unwrap_or_default(),
-    )
-}
-
 impl App {
     fn connect(&mut self, ctx: &Context<Self>) {
         self.retry = None;
         self.socket = None;
         self.console.connecting();
-        match Socket::open(&self.console.url, ctx.link().callback(Msg::Socket)) {
+        match Socket::open(self.console.url(), ctx.link().callback(Msg::Socket)) {
             Ok(s) => self.socket = Some(s),
             Err(e) => self.on_closed(ctx, 0, e),
         }
@@ -188,7 +184,7 @@ impl App {
                 None => Err("not connected".into()),
             };
             if let Err(e) = result {
-                self.console.notices.push(Notice(e));
+                self.console.notify(e);
             }
         }
     }
@@ -206,34 +202,16 @@ impl App {
         }
     }
 
-    fn send_form(&mut self, anyway: bool) {
-        match self.check.clone() {
-            Check::Empty => self.refused = Some("not sent: nothing to send".into()),
-            Check::Syntax(e) => {
-                self.refused = Some(format!("not sent: the arguments are not JSON ({e})").into())
-            }
-            Check::Request { problems, .. } if !problems.is_empty() && !anyway => {
-                let n = problems.len();
-                let s = if n == 1 { "" } else { "s" };
-                self.refused =
-                    Some(format!("not sent: {n} schema problem{s} (fix, or Send anyway)").into());
-            }
-            Check::Request { request, .. } => self.dispatch(request),
-        }
-    }
-
     /// Recomputes what the form shows from the form and the schema.
     fn refresh_form(&mut self) {
-        let schema = self.console.schema.clone();
+        let schema = self.console.schema().cloned();
         self.check = self.form.check(schema.as_deref());
-        self.completions = match (schema.as_deref(), self.form.mode) {
-            (Some(s), editor::Mode::Json) if !self.form.name.trim().is_empty() => s
-                .completions(&self.form.name, COMPLETIONS)
-                .into_iter()
-                .map(|n| AttrValue::from(n.to_owned()))
-                .collect(),
-            _ => Vec::new(),
-        };
+        self.completions = self
+            .form
+            .completions(schema.as_deref(), COMPLETIONS)
+            .into_iter()
+            .map(|n| AttrValue::from(n.to_owned()))
+            .collect();
         self.refresh_args_type();
     }
 
@@ -243,62 +221,31 @@ impl App {
         if self.args_type.as_ref().is_some_and(|(n, _)| n == name) {
             return;
         }
-        self.args_type = self.console.schema.as_ref().and_then(|s| {
+        self.args_type = self.console.schema().and_then(|s| {
             let ty: TypeNode = s.argument_type(name).ok()?;
-            Some((name.to_owned(), Shared(Rc::new(ty))))
+            Some((name.to_owned(), RcByPtr(Rc::new(ty))))
         });
     }
 
     fn form_msg(&mut self, msg: FormMsg) {
-        if !matches!(msg, FormMsg::Send(_) | FormMsg::Format | FormMsg::Minify) {
+        if !msg.keeps_refusal() {
             self.refused = None;
         }
-        let schema = self.console.schema.clone();
-        let form = &mut self.form;
-        match msg {
-            FormMsg::Mode(m) => form.mode = m,
-            FormMsg::Name(n) => {
-                // naming a known command with no arguments typed yet fills its template
-                let known = schema
-                    .as_ref()
-                    .is_some_and(|s| s.command(n.trim()).is_some());
-                if known && form.args.trim().is_empty() {
-                    form.choose(n.trim(), schema.as_deref());
-                }
-                form.name = n;
+        let done = match msg {
+            FormMsg::Send(anyway) => self.check.request(anyway).map(|r| self.dispatch(r)),
+            edit => {
+                let schema = self.console.schema().cloned();
+                self.form.update(edit, schema.as_deref())
             }
-            FormMsg::Choose(n) => form.choose(&n, schema.as_deref()),
-            FormMsg::Args(a) => form.args = a,
-            FormMsg::Hmp(h) => form.hmp = h,
-            FormMsg::Raw(r) => form.raw = r,
-            FormMsg::Format | FormMsg::Minify => {
-                let pretty = msg == FormMsg::Format;
-                let text = if form.mode == editor::Mode::Raw {
-                    &mut form.raw
-                } else {
-                    &mut form.args
-                };
-                let done = if pretty {
-                    editor::format(text)
-                } else {
-                    editor::minify(text)
-                };
-                match done {
-                    Ok(t) => *text = t,
-                    Err(e) => self.refused = Some(format!("cannot format: {e}").into()),
-                }
-            }
-            FormMsg::Recall(older) => {
-                form.recall(older);
-            }
-            FormMsg::Clear => form.clear(),
-            FormMsg::Send(anyway) => self.send_form(anyway),
+        };
+        if let Err(e) = done {
+            self.refused = Some(e.into());
         }
         self.refresh_form();
     }
 
     fn export_events(&mut self) {
-        let text = self.console.events.export_jsonl();
+        let text = self.console.events().export_jsonl();
         let blob = gloo_file::Blob::new_with_options(text.as_str(), Some("application/x-ndjson"));
         let url = gloo_file::ObjectUrl::from(blob);
         let anchor = web_sys::window()
@@ -341,11 +288,11 @@ fn copy_to_clipboard(text: String, done: Callback<String>) {
 
 impl Component for App {
     type Message = Msg;
-    type Properties = ();
+    type Properties = AppProps;
 
     fn create(ctx: &Context<Self>) -> Self {
-        let mut console = Console::new(page_url());
-        console.want_oob = LocalStorage::get::<bool>(OOB_KEY).unwrap_or(false);
+        let mut console = Console::new(ctx.props().url.to_string());
+        console.set_want_oob(LocalStorage::get::<bool>(OOB_KEY).unwrap_or(false));
         let history = LocalStorage::get::<Value>(HISTORY_KEY)
             .map(|v| History::from_json(&v))
             .unwrap_or_default();
@@ -386,13 +333,13 @@ impl Component for App {
         match msg {
             Msg::Socket(Input::Closed { code, reason }) => self.on_closed(ctx, code, reason),
             Msg::Socket(input) => {
-                let schema_before = self.console.schema.clone();
+                let schema_before = self.console.schema().cloned();
                 let frames = self.console.handle(input);
                 self.transmit(frames);
                 if self.console.is_ready() {
                     self.attempt = 0;
                 }
-                let same_schema = match (&schema_before, &self.console.schema) {
+                let same_schema = match (schema_before.as_ref(), self.console.schema()) {
                     (Some(a), Some(b)) => Rc::ptr_eq(a, b),
                     (None, None) => true,
                     _ => false,
@@ -430,11 +377,8 @@ impl Component for App {
             }
             Msg::Retry => self.connect(ctx),
             Msg::Oob(on) => {
-                self.console.want_oob = on;
                 let _ = LocalStorage::set(OOB_KEY, on);
-                // capabilities are negotiated once per connection: apply by reconnecting
-                let negotiated = self.console.enabled.iter().any(|c| c == "oob");
-                if self.console.is_ready() && negotiated != on {
+                if self.console.set_want_oob(on) {
                     self.auto = true;
                     self.connect(ctx);
                 }
@@ -456,10 +400,10 @@ impl Component for App {
                 copy_to_clipboard(text, ctx.link().callback(Msg::Notice));
                 return false;
             }
-            Msg::Notice(text) => self.console.notices.push(Notice(text)),
-            Msg::DismissNotices => self.console.notices.clear(),
+            Msg::Notice(text) => self.console.notify(text),
+            Msg::DismissNotices => self.console.dismiss_notices(),
             Msg::EventFilter(f) => self.event_filter = f,
-            Msg::ClearEvents => self.console.events.clear(),
+            Msg::ClearEvents => self.console.clear_events(),
             Msg::ExportEvents => {
                 self.export_events();
                 return false;
@@ -471,41 +415,41 @@ impl Component for App {
     fn view(&self, _ctx: &Context<Self>) -> Html {
         let c = &self.console;
         let l = &self.links;
-        let schema = c.schema.as_deref();
+        let schema = c.schema();
         let check = self.check.clone();
         let completions = self.completions.clone();
         let shown: Vec<EventRef> = c
-            .events
+            .events()
             .shown(&self.event_filter)
             .into_iter()
-            .map(Shared)
+            .map(RcByPtr)
             .collect();
         let counts: Vec<(AttrValue, u64)> = c
-            .events
+            .events()
             .counts()
             .map(|(n, k)| (AttrValue::from(n.to_owned()), k))
             .collect();
-        let entries: Vec<EntryRef> = c.transcript.iter().cloned().map(Shared).collect();
+        let entries: Vec<EntryRef> = c.transcript().iter().cloned().map(RcByPtr).collect();
         let ready = c.is_ready();
         let retry_in = self.retry.as_ref().map(|(_, s)| *s);
-        let schema_note = match (&c.phase, schema) {
+        let schema_note = match (c.phase(), schema) {
             (Phase::Ready, None) => Some("reading QEMU's schema…"),
             _ => None,
         };
         html! {
             <div class="console">
-                <Header url={c.url.clone()} phase={c.phase.clone()} greeting={c.greeting.clone()}
-                        vm_status={c.vm_status.clone().map(AttrValue::from)}
-                        enabled={c.enabled.iter().cloned().map(AttrValue::from).collect::<Vec<_>>()}
-                        want_oob={c.want_oob} on_oob={l.oob.clone()}
+                <Header url={c.url().to_owned()} phase={c.phase().clone()} greeting={c.greeting().cloned()}
+                        vm_status={c.vm_status().map(|s| AttrValue::from(s.to_owned()))}
+                        enabled={c.enabled().iter().cloned().map(AttrValue::from).collect::<Vec<_>>()}
+                        want_oob={c.want_oob()} on_oob={l.oob.clone()}
                         {retry_in} on_connect={l.connect.clone()} />
                 <QuickActions enabled={ready} confirming={self.confirming}
                               on_action={l.action.clone()} on_confirm={l.confirm.clone()} />
-                if !c.notices.is_empty() || schema_note.is_some() {
+                if !c.notices().is_empty() || schema_note.is_some() {
                     <ul class="notices">
                         { for schema_note.map(|n| html! { <li class="muted">{ n }</li> }) }
-                        { for c.notices.iter().rev().take(4).map(|n| html! { <li class="notice">{ n.0.clone() }</li> }) }
-                        if !c.notices.is_empty() {
+                        { for c.notices().iter().rev().take(4).map(|n| html! { <li class="notice">{ n.0.clone() }</li> }) }
+                        if !c.notices().is_empty() {
                             <li><button onclick={l.dismiss.clone()} data-testid="dismiss-notices">{ "Dismiss" }</button></li>
                         }
                     </ul>
@@ -517,7 +461,7 @@ impl Component for App {
                                      {ready} refused={self.refused.clone()} on={l.form.clone()} />
                         <Transcript {entries} actions={l.entry.clone()} />
                     </div>
-                    <EventPanel {shown} {counts} total={c.events.total()} dropped={c.events.dropped()} filter={AttrValue::from(self.event_filter.clone())}
+                    <EventPanel {shown} {counts} total={c.events().total()} dropped={c.events().dropped()} filter={AttrValue::from(self.event_filter.clone())}
                                 on_filter={l.filter.clone()}
                                 on_clear={l.clear.clone()}
                                 on_export={l.export.clone()} />

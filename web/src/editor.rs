@@ -1,8 +1,10 @@
 //! The command form as plain Rust: mode, command name, the arguments' JSON text, its
 //! syntax errors, schema validation, and the history of what was sent.
 //!
-//! [`Form::check`] decides what the Send button does: send, show a syntax error (nothing
-//! is sent), or show schema problems (sent only by an explicit "send anyway").
+//! The view reports [`FormMsg`]s; [`Form::update`] applies the edits among them (Format
+//! and Minify included). [`Form::check`] decides what the Send button does: send, show a
+//! syntax error (nothing is sent), or show schema problems (sent only by an explicit
+//! "send anyway"); [`Check::request`] turns that into the request or the refusal.
 
 use qmp::schema::Problem;
 use qmp::Schema;
@@ -85,6 +87,34 @@ pub fn minify(text: &str) -> Result<String, SyntaxError> {
     Ok(parse_args(text)?.map(|v| v.to_string()).unwrap_or_default())
 }
 
+/// What the form's view asks of its owner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FormMsg {
+    Mode(Mode),
+    /// The name field changed.
+    Name(String),
+    /// A completion was taken: fills the template.
+    Choose(String),
+    Args(String),
+    Hmp(String),
+    Raw(String),
+    Format,
+    Minify,
+    /// Walk the history: older (true) or newer.
+    Recall(bool),
+    Clear,
+    /// Send; `true` sends despite schema problems.
+    Send(bool),
+}
+
+impl FormMsg {
+    /// Whether the last refusal stays on show: sending and reformatting say their own
+    /// outcome, any other edit makes the old one stale.
+    pub fn keeps_refusal(&self) -> bool {
+        matches!(self, FormMsg::Send(_) | FormMsg::Format | FormMsg::Minify)
+    }
+}
+
 /// What pressing Send would do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Check {
@@ -98,6 +128,25 @@ pub enum Check {
         request: Request,
         problems: Vec<String>,
     },
+}
+
+impl Check {
+    /// What Send does: the request to send, or why nothing is sent. `anyway` sends despite
+    /// schema problems (never despite a syntax error).
+    pub fn request(&self, anyway: bool) -> Result<Request, String> {
+        match self {
+            Check::Empty => Err("not sent: nothing to send".into()),
+            Check::Syntax(e) => Err(format!("not sent: the arguments are not JSON ({e})")),
+            Check::Request { problems, .. } if !problems.is_empty() && !anyway => {
+                let n = problems.len();
+                let s = if n == 1 { "" } else { "s" };
+                Err(format!(
+                    "not sent: {n} schema problem{s} (fix, or Send anyway)"
+                ))
+            }
+            Check::Request { request, .. } => Ok(request.clone()),
+        }
+    }
 }
 
 /// The form's contents.
@@ -150,6 +199,64 @@ impl Form {
                     problems,
                 }
             }
+        }
+    }
+
+    /// Applies what the view reported. `Err` says why it changed nothing (Format or Minify
+    /// of text that is not JSON). `Send` changes nothing here: sending is the owner's (see
+    /// [`Check::request`]).
+    pub fn update(&mut self, msg: FormMsg, schema: Option<&Schema>) -> Result<(), String> {
+        match msg {
+            FormMsg::Mode(m) => self.mode = m,
+            FormMsg::Name(n) => self.rename(n, schema),
+            FormMsg::Choose(n) => self.choose(&n, schema),
+            FormMsg::Args(a) => self.args = a,
+            FormMsg::Hmp(h) => self.hmp = h,
+            FormMsg::Raw(r) => self.raw = r,
+            FormMsg::Format | FormMsg::Minify => {
+                return self
+                    .reformat(msg == FormMsg::Format)
+                    .map_err(|e| format!("cannot format: {e}"));
+            }
+            FormMsg::Recall(older) => {
+                self.recall(older);
+            }
+            FormMsg::Clear => self.clear(),
+            FormMsg::Send(_) => {}
+        }
+        Ok(())
+    }
+
+    /// The name field changed: naming a known command with no arguments typed yet fills
+    /// its template.
+    pub fn rename(&mut self, name: String, schema: Option<&Schema>) {
+        let known = schema.is_some_and(|s| s.command(name.trim()).is_some());
+        if known && self.args.trim().is_empty() {
+            self.choose(name.trim(), schema);
+        }
+        self.name = name;
+    }
+
+    /// Pretty-prints (`pretty`) or minifies the JSON being edited: the raw text in Raw
+    /// mode, else the arguments. Text that is not JSON is left as it is.
+    pub fn reformat(&mut self, pretty: bool) -> Result<(), SyntaxError> {
+        let text = if self.mode == Mode::Raw {
+            &mut self.raw
+        } else {
+            &mut self.args
+        };
+        *text = if pretty { format(text)? } else { minify(text)? };
+        Ok(())
+    }
+
+    /// Up to `limit` command names completing the name typed; none outside JSON mode, with
+    /// no name typed, or without a schema.
+    pub fn completions<'s>(&self, schema: Option<&'s Schema>, limit: usize) -> Vec<&'s str> {
+        match schema {
+            Some(s) if self.mode == Mode::Json && !self.name.trim().is_empty() => {
+                s.completions(&self.name, limit)
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -377,6 +484,119 @@ mod tests {
         assert_eq!(form.args, "{\n  \"id\": \"\"\n}");
         form.choose("query-status", Some(&s));
         assert_eq!(form.args, "");
+    }
+
+    #[test]
+    fn format_and_minify_edit_the_text_of_the_mode() {
+        let mut form = Form {
+            args: "{\"a\":[1]}".into(),
+            raw: "{\"execute\" : \"stop\"}".into(),
+            ..Form::default()
+        };
+        assert_eq!(form.update(FormMsg::Format, None), Ok(()));
+        assert_eq!(form.args, "{\n  \"a\": [\n    1\n  ]\n}");
+        assert_eq!(form.raw, "{\"execute\" : \"stop\"}", "not the raw text");
+        form.update(FormMsg::Minify, None).unwrap();
+        assert_eq!(form.args, "{\"a\":[1]}");
+        form.update(FormMsg::Mode(Mode::Raw), None).unwrap();
+        form.update(FormMsg::Minify, None).unwrap();
+        assert_eq!(form.raw, "{\"execute\":\"stop\"}");
+        assert_eq!(form.args, "{\"a\":[1]}", "not the arguments");
+        // text that is not JSON stays, and the reason is given
+        form.update(FormMsg::Raw("{\"id\" 1}".into()), None)
+            .unwrap();
+        assert_eq!(
+            form.update(FormMsg::Format, None),
+            Err("cannot format: line 1, column 7: expected `:`".into())
+        );
+        assert_eq!(form.raw, "{\"id\" 1}");
+        // empty stays empty
+        form.update(FormMsg::Mode(Mode::Json), None).unwrap();
+        form.update(FormMsg::Args("  ".into()), None).unwrap();
+        form.update(FormMsg::Format, None).unwrap();
+        assert_eq!(form.args, "");
+    }
+
+    #[test]
+    fn edits_update_the_form() {
+        let s = schema();
+        let mut form = Form::default();
+        // naming a known command with nothing typed fills its template
+        form.update(FormMsg::Name("device_del".into()), Some(&s))
+            .unwrap();
+        assert_eq!(
+            (form.name.as_str(), form.args.as_str()),
+            ("device_del", "{\n  \"id\": \"\"\n}")
+        );
+        // arguments already typed are kept
+        form.update(FormMsg::Args("{\"id\": \"n0\"}".into()), Some(&s))
+            .unwrap();
+        form.update(FormMsg::Name("device_add".into()), Some(&s))
+            .unwrap();
+        assert_eq!(form.args, "{\"id\": \"n0\"}");
+        // an unknown name is just text
+        form.update(FormMsg::Clear, Some(&s)).unwrap();
+        form.update(FormMsg::Name("query-st".into()), Some(&s))
+            .unwrap();
+        assert_eq!((form.name.as_str(), form.args.as_str()), ("query-st", ""));
+        assert_eq!(
+            form.completions(Some(&s), 8),
+            ["query-stats", "query-stats-schemas", "query-status"]
+        );
+        assert!(form.completions(None, 8).is_empty());
+        form.update(FormMsg::Choose("query-status".into()), Some(&s))
+            .unwrap();
+        assert_eq!(form.name, "query-status");
+        form.update(FormMsg::Hmp("info status".into()), Some(&s))
+            .unwrap();
+        form.update(FormMsg::Mode(Mode::Hmp), Some(&s)).unwrap();
+        assert!(form.completions(Some(&s), 8).is_empty(), "JSON mode only");
+        assert_eq!(
+            form.check(Some(&s)),
+            Check::Request {
+                request: Request::Hmp("info status".into()),
+                problems: vec![]
+            }
+        );
+        let before = form.clone();
+        form.update(FormMsg::Send(true), Some(&s)).unwrap();
+        assert_eq!(form, before, "sending is the owner's");
+        assert!(FormMsg::Send(false).keeps_refusal() && FormMsg::Minify.keeps_refusal());
+        assert!(!FormMsg::Args(String::new()).keeps_refusal());
+    }
+
+    #[test]
+    fn send_says_why_nothing_went() {
+        let s = schema();
+        let mut form = Form::default();
+        assert_eq!(
+            form.check(Some(&s)).request(true),
+            Err("not sent: nothing to send".into())
+        );
+        form.name = "device_del".into();
+        form.args = "{".into();
+        assert!(form
+            .check(Some(&s))
+            .request(true)
+            .is_err_and(|e| e.starts_with("not sent: the arguments are not JSON (line 1")));
+        form.args = "{\"idd\": 1}".into();
+        let check = form.check(Some(&s));
+        assert_eq!(
+            check.request(false),
+            Err("not sent: 2 schema problems (fix, or Send anyway)".into())
+        );
+        assert_eq!(
+            check.request(true),
+            Ok(Request::Command {
+                name: "device_del".into(),
+                args: Some(json!({"idd": 1}))
+            })
+        );
+        form.args = "{}".into();
+        assert_eq!(
+            form.check(Some(&s)).request(false),
+            Err("not sent: 1 schema problem (fix, or Send anyway)".into())
+        );
     }
 
     #[test]

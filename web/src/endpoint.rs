@@ -1,8 +1,77 @@
-//! The websocket URL the console connects to.
+//! Where the page is ([`PageUrl`], read once at start-up) and the addresses it derives:
+//! the websocket the console connects to, the VM list's `/api/vms`, each VM's console.
 //!
-//! By default `ws` beside the page on its own origin (`/ws`; `ws:` for `http:`, `wss:` for
-//! `https:`), or `ws/NAME` for a page at `vm/NAME`, carrying the page's `token` query
-//! parameter. `?ws=URL` points it at another bridge.
+//! The websocket is by default `ws` beside the page on its own origin (`/ws`; `ws:` for
+//! `http:`, `wss:` for `https:`), or `ws/NAME` for a page at `vm/NAME`, carrying the page's
+//! `token` query parameter. `?ws=URL` points it at another bridge.
+
+/// The page's own URL, in the parts the app uses (as `window.location` gives them).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PageUrl {
+    /// `http:` or `https:`.
+    pub protocol: String,
+    /// `host[:port]`.
+    pub host: String,
+    /// The path, e.g. `/` or `/vm/db`.
+    pub path: String,
+    /// The query string with its `?`, or empty.
+    pub search: String,
+}
+
+impl PageUrl {
+    /// Reads `window.location`: the one place the app asks where it is.
+    pub fn from_window() -> PageUrl {
+        let Some(location) = web_sys::window().map(|w| w.location()) else {
+            return PageUrl::default();
+        };
+        PageUrl {
+            protocol: location.protocol().unwrap_or_default(),
+            host: location.host().unwrap_or_default(),
+            path: location.pathname().unwrap_or_default(),
+            search: location.search().unwrap_or_default(),
+        }
+    }
+
+    /// The folder the page's files and websockets are in, and the VM it is for.
+    pub fn location(&self) -> (String, Option<String>) {
+        page_location(&self.path)
+    }
+
+    /// A console page: one VM's (`vm/NAME`) or pointed elsewhere with `?ws=`. Any other page
+    /// asks `/api/vms` whether it is the VM list.
+    pub fn is_console(&self) -> bool {
+        self.location().1.is_some() || query_param(&self.search, "ws").is_some()
+    }
+
+    /// The websocket this page's console connects to.
+    pub fn websocket_url(&self) -> String {
+        websocket_url(&self.protocol, &self.host, &self.path, &self.search)
+    }
+
+    /// The bridge's VM list, beside the page (carrying the page's query, so its token).
+    pub fn listing_url(&self) -> String {
+        format!("{}api/vms{}", self.location().0, self.search)
+    }
+
+    /// The link to VM `name`'s console page.
+    pub fn vm_page_href(&self, name: &str) -> String {
+        format!("{}{}", self.vm_page_path(name), self.search)
+    }
+
+    /// The websocket of VM `name`'s console.
+    pub fn vm_websocket_url(&self, name: &str) -> String {
+        websocket_url(
+            &self.protocol,
+            &self.host,
+            &self.vm_page_path(name),
+            &self.search,
+        )
+    }
+
+    fn vm_page_path(&self, name: &str) -> String {
+        vm_page_path(&self.location().0, name)
+    }
+}
 
 /// Reads `name` from a URL query string (`?a=1&b=2`), percent-decoded.
 pub fn query_param(search: &str, name: &str) -> Option<String> {
@@ -192,6 +261,37 @@ mod tests {
         );
         assert_eq!(redact_token("ws://h/ws"), "ws://h/ws");
         assert_eq!(redact_token("wss://h/ws?a=1"), "wss://h/ws?a=1");
+    }
+
+    #[test]
+    fn what_a_page_derives_from_its_url() {
+        let list = PageUrl {
+            protocol: "https:".into(),
+            host: "h:1".into(),
+            path: "/qmp/".into(),
+            search: "?token=t".into(),
+        };
+        assert!(!list.is_console());
+        assert_eq!(list.websocket_url(), "wss://h:1/qmp/ws?token=t");
+        assert_eq!(list.listing_url(), "/qmp/api/vms?token=t");
+        assert_eq!(list.vm_page_href("web 1"), "/qmp/vm/web%201?token=t");
+        assert_eq!(
+            list.vm_websocket_url("web 1"),
+            "wss://h:1/qmp/ws/web%201?token=t"
+        );
+        let vm = PageUrl {
+            path: "/qmp/vm/db".into(),
+            ..list.clone()
+        };
+        assert!(vm.is_console());
+        assert_eq!(vm.websocket_url(), "wss://h:1/qmp/ws/db?token=t");
+        let elsewhere = PageUrl {
+            search: "?ws=ws%3A%2F%2Fo%2Fws".into(),
+            ..list
+        };
+        assert!(elsewhere.is_console());
+        assert_eq!(elsewhere.websocket_url(), "ws://o/ws");
+        assert_eq!(PageUrl::default().listing_url(), "/api/vms");
     }
 
     #[test]

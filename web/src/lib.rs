@@ -1,20 +1,34 @@
 //! qmp-web: the qmp-console browser app (Yew, compiled to WebAssembly).
 //!
-//! - [`state`]: the console's state as plain Rust, tested natively: connection phases,
-//!   the QMP handshake, requests and replies matched by id, schema, VM status.
+//! State, as plain Rust tested natively (no browser, no I/O):
+//! - [`state`]: the console's state: connection phases, the QMP handshake, requests and
+//!   replies matched by id, schema, VM status; read through accessors, changed only
+//!   through its methods.
 //! - [`events`]: the event log (complete counts and export, a capped view for the page).
-//! - [`editor`]: the command form's logic: JSON syntax errors, format/minify, schema
-//!   validation before sending, the history.
-//! - [`endpoint`]: which websocket URL to open, from the page's own URL.
-//! - [`socket`]: the browser `WebSocket`, its messages batched into [`state::Input`]s.
-//! - [`app`]: the root component: owns the socket, reconnects, ties state to the page.
-//! - [`components`]: small view pieces taking props and callbacks; [`hooks`]: their
-//!   custom hooks.
-//! - [`fleet`]: the VM list of a bridge serving many VMs (`/api/vms`) and the one-shot
-//!   QMP exchange behind its quick actions; [`root`] picks the list or the console.
+//! - [`editor`]: the command form's state: [`editor::FormMsg`] edits applied by
+//!   [`editor::Form::update`] (Format and Minify included), JSON syntax errors, schema
+//!   validation and what Send does, the history.
+//! - [`endpoint`]: where the page is ([`endpoint::PageUrl`], read once at start-up) and the
+//!   URLs derived from it: the console's websocket, `/api/vms`, each VM's console.
+//! - [`fleet`]: the VM list of a bridge serving many VMs (`/api/vms`) and the one-shot QMP
+//!   exchange behind its quick actions.
 //!
-//! `main.rs` only mounts [`Root`], so tests can mount [`App`] or [`Root`] too. The QMP
-//! model (messages, schema) comes from the shared `qmp` crate.
+//! I/O, in the app layer and hooks only:
+//! - [`socket`]: the browser `WebSocket`, its messages batched into [`state::Input`]s;
+//!   [`fetch`]: HTTP GETs.
+//! - [`app`]: the console page ([`App`]): owns the socket, reconnects, the form's history
+//!   and the page's storage, ties state to the views.
+//! - [`fleet_app`]: the VM list page: polls the list and runs quick actions through
+//!   [`hooks`] ([`hooks::use_listing`], [`hooks::use_vm_actions`]).
+//! - [`root`]: [`Root`] picks the list or the console for the [`endpoint::PageUrl`] it is
+//!   given.
+//!
+//! Views: [`components`]: small pieces taking props and callbacks, no I/O (the VM list's
+//! view is [`components::vm_list`]).
+//!
+//! `main.rs` reads the page's URL and mounts [`Root`] with it; tests can mount [`App`],
+//! [`Root`] or any view with props of their own. The QMP model (messages, schema) comes
+//! from the shared `qmp` crate.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -23,11 +37,13 @@ pub mod components;
 pub mod editor;
 pub mod endpoint;
 pub mod events;
+pub mod fetch;
 pub mod fleet;
+pub mod fleet_app;
 pub mod hooks;
 pub mod root;
 pub mod socket;
 pub mod state;
 
-pub use app::App;
+pub use app::{App, AppProps};
 pub use root::Root;

@@ -1,3 +1,4 @@
 fn main() {
-    yew::Renderer::<qmp_web::Root>::new().render();
+    let page = std::rc::Rc::new(qmp_web::endpoint::PageUrl::from_window());
+    yew::Renderer::<qmp_web::Root>::with_props(qmp_web::root::RootProps { page }).render();
 }

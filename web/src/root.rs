@@ -4,11 +4,14 @@
 //! the bridge's `/api/vms`: a `fleet` gets the list, anything else (one VM, an older
 //! bridge, no answer) the console, as before.
 
+use std::rc::Rc;
+
 use yew::prelude::*;
 
-use crate::components::vm_list::{fetch_text, VmList};
-use crate::endpoint::{page_location, query_param};
-use crate::fleet::{parse_listing, Listing};
+use crate::endpoint::PageUrl;
+use crate::fetch::fetch_listing;
+use crate::fleet::Listing;
+use crate::fleet_app::FleetApp;
 use crate::App;
 
 enum Page {
@@ -17,40 +20,36 @@ enum Page {
     List(Listing),
 }
 
+#[derive(Properties, PartialEq)]
+pub struct RootProps {
+    /// Where the page is, read once at start-up ([`PageUrl::from_window`]).
+    pub page: Rc<PageUrl>,
+}
+
 #[function_component(Root)]
-pub fn root() -> Html {
-    let page = use_state(|| Page::Deciding);
+pub fn root(props: &RootProps) -> Html {
+    let shown = use_state(|| Page::Deciding);
     {
-        let page = page.clone();
-        use_effect_with((), move |_| {
-            let location = web_sys::window().map(|w| w.location());
-            let path = location
-                .as_ref()
-                .and_then(|l| l.pathname().ok())
-                .unwrap_or_default();
-            let search = location
-                .as_ref()
-                .and_then(|l| l.search().ok())
-                .unwrap_or_default();
-            let (folder, vm) = page_location(&path);
-            if vm.is_some() || query_param(&search, "ws").is_some() {
-                page.set(Page::Console);
+        let shown = shown.clone();
+        use_effect_with(props.page.clone(), move |page| {
+            if page.is_console() {
+                shown.set(Page::Console);
             } else {
+                let url = page.listing_url();
                 wasm_bindgen_futures::spawn_local(async move {
-                    let url = format!("{folder}api/vms{search}");
-                    match fetch_text(&url).await.and_then(|b| parse_listing(&b)) {
-                        Ok(l) if l.mode == "fleet" => page.set(Page::List(l)),
-                        _ => page.set(Page::Console),
+                    match fetch_listing(&url).await {
+                        Ok(l) if l.mode == "fleet" => shown.set(Page::List(l)),
+                        _ => shown.set(Page::Console),
                     }
                 });
             }
         });
     }
-    match &*page {
+    match &*shown {
         Page::Deciding => {
             html! { <p class="muted" data-testid="loading">{ "qmp-console: loading…" }</p> }
         }
-        Page::Console => html! { <App /> },
-        Page::List(l) => html! { <VmList initial={l.clone()} /> },
+        Page::Console => html! { <App url={props.page.websocket_url()} /> },
+        Page::List(l) => html! { <FleetApp page={props.page.clone()} initial={l.clone()} /> },
     }
 }

@@ -144,23 +144,25 @@ enum Waiter {
     Status,
 }
 
-/// The whole console state.
+/// The whole console state. Its fields are private: the page reads them through the
+/// accessors and changes them through [`Console::handle`], [`Console::send`] and the few
+/// methods for what the user does (dismiss notices, clear events, ask for `oob`).
 #[derive(Debug, Clone)]
 pub struct Console {
-    pub url: String,
-    pub phase: Phase,
-    pub greeting: Option<Greeting>,
-    pub notices: Vec<Notice>,
+    url: String,
+    phase: Phase,
+    greeting: Option<Greeting>,
+    notices: Vec<Notice>,
     /// Ask for `oob` when QEMU offers it (takes effect at the next negotiation).
-    pub want_oob: bool,
+    want_oob: bool,
     /// Capabilities enabled by the last negotiation.
-    pub enabled: Vec<String>,
-    pub schema: Option<Rc<Schema>>,
+    enabled: Vec<String>,
+    schema: Option<Rc<Schema>>,
     /// QEMU's run state (`running`, `paused`, `prelaunch`, `shutdown`, ...).
-    pub vm_status: Option<String>,
+    vm_status: Option<String>,
     /// Oldest first, at most [`TRANSCRIPT_CAP`].
-    pub transcript: VecDeque<Rc<Entry>>,
-    pub events: EventLog,
+    transcript: VecDeque<Rc<Entry>>,
+    events: EventLog,
     /// Reply id (as JSON text) -> who waits for it.
     pending: HashMap<String, Waiter>,
     /// Entries sent without an id, oldest first: id-less replies go to them in order.
@@ -216,6 +218,77 @@ impl Console {
 
     pub fn is_ready(&self) -> bool {
         self.phase == Phase::Ready
+    }
+
+    /// The websocket URL the console connects to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// QEMU's greeting on this connection, once it came.
+    pub fn greeting(&self) -> Option<&Greeting> {
+        self.greeting.as_ref()
+    }
+
+    /// Problems to show, oldest first.
+    pub fn notices(&self) -> &[Notice] {
+        &self.notices
+    }
+
+    /// Whether `oob` is asked for when QEMU offers it.
+    pub fn want_oob(&self) -> bool {
+        self.want_oob
+    }
+
+    /// Capabilities enabled by the last negotiation.
+    pub fn enabled(&self) -> &[String] {
+        &self.enabled
+    }
+
+    /// QEMU's schema, once read (a new `Rc` for each QEMU the console reads it from).
+    pub fn schema(&self) -> Option<&Rc<Schema>> {
+        self.schema.as_ref()
+    }
+
+    /// QEMU's run state (`running`, `paused`, `prelaunch`, `shutdown`, ...), when known.
+    pub fn vm_status(&self) -> Option<&str> {
+        self.vm_status.as_deref()
+    }
+
+    /// Requests and their replies, oldest first, at most [`TRANSCRIPT_CAP`].
+    pub fn transcript(&self) -> &VecDeque<Rc<Entry>> {
+        &self.transcript
+    }
+
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// Asks for `oob` (or not) from the next negotiation on. Returns whether the current
+    /// connection negotiated otherwise: capabilities are negotiated once per connection,
+    /// so applying the choice means reconnecting.
+    pub fn set_want_oob(&mut self, on: bool) -> bool {
+        self.want_oob = on;
+        let negotiated = self.enabled.iter().any(|c| c == "oob");
+        self.is_ready() && negotiated != on
+    }
+
+    /// Something to tell the user (e.g. a send or a copy that failed).
+    pub fn notify(&mut self, text: String) {
+        self.notices.push(Notice(text));
+    }
+
+    pub fn dismiss_notices(&mut self) {
+        self.notices.clear();
+    }
+
+    /// Empties the event log (the page's Clear).
+    pub fn clear_events(&mut self) {
+        self.events.clear();
     }
 
     /// Applies one input; returns the frames to send, in order.
@@ -522,6 +595,45 @@ mod tests {
         let out = rx(&mut c, &GREETING.replace(r#"["oob"]"#, "[]"));
         assert!(parse(&out[0]).get("arguments").is_none());
         assert!(c.enabled.is_empty());
+    }
+
+    #[test]
+    fn oob_choice_says_when_a_reconnect_applies_it() {
+        let mut c = Console::new(String::new());
+        assert!(
+            !c.set_want_oob(true),
+            "not connected: the next negotiation asks"
+        );
+        assert!(c.want_oob());
+        c.handle(Input::Opened);
+        rx(&mut c, GREETING);
+        rx(
+            &mut c,
+            &format!(r#"{{"return": {{}}, "id": "{CAPABILITIES_ID}"}}"#),
+        );
+        assert_eq!(c.enabled(), ["oob"]);
+        assert!(!c.set_want_oob(true), "already on");
+        assert!(
+            c.set_want_oob(false),
+            "on: turning it off needs a new negotiation"
+        );
+        assert!(!c.want_oob());
+    }
+
+    #[test]
+    fn notices_and_events_are_cleared_on_request() {
+        let (mut c, _) = ready();
+        c.notify("copy failed".into());
+        assert_eq!(c.notices(), [Notice("copy failed".into())]);
+        c.dismiss_notices();
+        assert!(c.notices().is_empty());
+        rx(
+            &mut c,
+            r#"{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 0}}"#,
+        );
+        assert_eq!(c.events().total(), 1);
+        c.clear_events();
+        assert_eq!(c.events().total(), 0);
     }
 
     #[test]

@@ -3,16 +3,20 @@
 #![cfg(target_arch = "wasm32")]
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
+use qmp_web::components::vm_list::{VmList, VmListProps};
 use qmp_web::components::{
     local_time, CommandForm, CommandFormProps, EntryActions, EventPanel, EventPanelProps, FormMsg,
     Header, HeaderProps, JsonTree, JsonTreeProps, QuickAction, QuickActions, QuickActionsProps,
-    Shared, Transcript, TranscriptProps, PAGE,
+    RcByPtr, Transcript, TranscriptProps, PAGE,
 };
 use qmp_web::editor::{Form, Mode};
+use qmp_web::endpoint::PageUrl;
 use qmp_web::events::{EventLog, SHOWN};
+use qmp_web::fleet::{Listing, VmRow};
 use qmp_web::state::{Console, Input, Phase, Request};
 use serde_json::{json, Value};
 use wasm_bindgen::JsCast;
@@ -183,7 +187,12 @@ async fn transcript_pairs_requests_with_replies() {
     let c = console_with_replies();
     let (on_rerun, reruns) = recorder::<Request>();
     let props = TranscriptProps {
-        entries: c.transcript.iter().cloned().map(Shared).collect::<Vec<_>>(),
+        entries: c
+            .transcript()
+            .iter()
+            .cloned()
+            .map(RcByPtr)
+            .collect::<Vec<_>>(),
         actions: EntryActions {
             rerun: on_rerun,
             ..EntryActions::default()
@@ -234,7 +243,7 @@ async fn a_large_reply_renders_a_page_at_a_time() {
             .collect(),
     );
     let props = JsonTreeProps {
-        value: Shared(Rc::new(big)),
+        value: RcByPtr(Rc::new(big)),
     };
     yew::Renderer::<JsonTree>::with_root_and_props(root.clone(), props).render();
     settle().await;
@@ -268,7 +277,7 @@ async fn the_event_panel_is_capped_but_counts_everything() {
     }
     let (on_filter, filters) = recorder::<String>();
     let props = props!(EventPanelProps {
-        shown: log.shown("").into_iter().map(Shared).collect::<Vec<_>>(),
+        shown: log.shown("").into_iter().map(RcByPtr).collect::<Vec<_>>(),
         counts: log
             .counts()
             .map(|(n, k)| (AttrValue::from(n.to_owned()), k))
@@ -326,7 +335,7 @@ fn form_props(form: Form, on: Callback<FormMsg>) -> CommandFormProps {
     let args_type = schema
         .argument_type(form.name.trim())
         .ok()
-        .map(|t| Shared(Rc::new(t)));
+        .map(|t| RcByPtr(Rc::new(t)));
     let completions = schema
         .completions(&form.name, 8)
         .into_iter()
@@ -490,12 +499,114 @@ async fn destructive_actions_ask_in_the_page() {
     assert!(QuickAction::Quit.destructive() && !QuickAction::Resume.destructive());
 }
 
+fn vm(name: &str, state: &str, run_state: Option<&str>) -> VmRow {
+    VmRow {
+        name: name.into(),
+        target: format!("unix:/run/{name}.sock"),
+        state: state.into(),
+        version: Some("7.2.22".into()),
+        run_state: run_state.map(str::to_owned),
+        clients: 1,
+        last_error: (state != "up").then(|| "cannot reach QMP".to_owned()),
+    }
+}
+
+#[wasm_bindgen_test]
+async fn the_vm_list_shows_its_props_and_asks_before_resetting() {
+    let root = mount_point();
+    let (on_action, asked) = recorder::<(String, QuickAction)>();
+    let page = PageUrl {
+        protocol: "http:".into(),
+        host: "h:1".into(),
+        path: "/qmp/".into(),
+        search: "?token=t".into(),
+    };
+    let props = props!(VmListProps {
+        listing: Listing {
+            mode: "fleet".into(),
+            vms: vec![vm("web 1", "up", Some("running")), vm("db", "gone", None)],
+            problems: vec![("notes.txt".into(), "not a socket".into())],
+        },
+        error: Some(AttrValue::from("api/vms: HTTP 500")),
+        page: Rc::new(page),
+        results: [("db".to_owned(), Err("QMP monitor busy".to_owned()))]
+            .into_iter()
+            .collect::<HashMap<_, _>>(),
+        on_action,
+    });
+    yew::Renderer::<VmList>::with_root_and_props(root.clone(), props).render();
+    settle().await;
+    let row = |name: &str, id: &str| {
+        root.query_selector(&format!(
+            "[data-testid=vm-row][data-name=\"{name}\"] [data-testid={id}]"
+        ))
+        .unwrap()
+    };
+    let text = |name: &str, id: &str| row(name, id).and_then(|e| e.text_content());
+    assert_eq!(all(&root, "[data-testid=vm-row]").len(), 2);
+    assert_eq!(text("web 1", "vm-run-state").as_deref(), Some("running"));
+    assert_eq!(text("db", "vm-run-state").as_deref(), Some("–"));
+    assert_eq!(text("db", "vm-state").as_deref(), Some("gone"));
+    assert_eq!(
+        row("web 1", "vm-open")
+            .unwrap()
+            .get_attribute("href")
+            .as_deref(),
+        Some("/qmp/vm/web%201?token=t")
+    );
+    assert_eq!(
+        text("db", "vm-action-result").as_deref(),
+        Some("QMP monitor busy")
+    );
+    assert_eq!(text("web 1", "vm-action-result"), None);
+    assert_eq!(
+        testid(&root, "vm-list-error").as_deref(),
+        Some("api/vms: HTTP 500")
+    );
+    assert!(testid(&root, "vm-problem").is_some_and(|p| p.contains("not a socket")));
+    let disabled = |name: &str| {
+        all(
+            &root,
+            &format!("[data-testid=vm-row][data-name=\"{name}\"] [data-testid=vm-action]"),
+        )
+        .iter()
+        .all(|b| b.has_attribute("disabled"))
+    };
+    assert!(disabled("db") && !disabled("web 1"), "only a VM that is up");
+    click(
+        &root,
+        "[data-name=\"web 1\"] [data-testid=vm-action][data-action=pause]",
+    );
+    click(
+        &root,
+        "[data-name=\"web 1\"] [data-testid=vm-action][data-action=reset]",
+    );
+    settle().await;
+    assert_eq!(
+        asked.borrow().len(),
+        1,
+        "reset waits for the row's confirmation"
+    );
+    click(&root, "[data-name=\"web 1\"] [data-testid=vm-confirm]");
+    settle().await;
+    assert!(row("web 1", "vm-confirm").is_none(), "the question goes");
+    assert_eq!(
+        *asked.borrow(),
+        [
+            ("web 1".to_owned(), QuickAction::Pause),
+            ("web 1".to_owned(), QuickAction::Reset)
+        ]
+    );
+}
+
 #[wasm_bindgen_test]
 async fn app_reports_a_failed_connection() {
     // The test page's server has no /ws: the app must end in "closed" with a reason,
     // not hang in "connecting".
     let root = mount_point();
-    yew::Renderer::<qmp_web::App>::with_root(root.clone()).render();
+    let url = qmp_web::endpoint::PageUrl::from_window().websocket_url();
+    let props = qmp_web::AppProps { url: url.into() };
+    yew::Renderer::<qmp_web::App>::with_root_and_props(root.clone(), props).render();
     for _ in 0..250 {
         settle().await;
         if testid(&root, "connection-state").as_deref() == Some("closed") {

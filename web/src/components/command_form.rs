@@ -11,32 +11,13 @@ use qmp::schema::{Arg, TypeNode};
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
-use super::json_tree::Shared;
+use super::RcByPtr;
+pub use crate::editor::FormMsg;
 use crate::editor::{Check, Form, Mode};
 use crate::hooks::use_toggle;
 
-/// What the form asks of its owner.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FormMsg {
-    Mode(Mode),
-    /// The name field changed.
-    Name(String),
-    /// A completion was taken: fills the template.
-    Choose(String),
-    Args(String),
-    Hmp(String),
-    Raw(String),
-    Format,
-    Minify,
-    /// Walk the history: older (true) or newer.
-    Recall(bool),
-    Clear,
-    /// Send; `true` sends despite schema problems.
-    Send(bool),
-}
-
 /// A resolved argument type shared by pointer.
-pub type TypeRef = Shared<TypeNode>;
+pub type TypeRef = RcByPtr<TypeNode>;
 
 #[derive(Properties, PartialEq)]
 pub struct CommandFormProps {

@@ -4,12 +4,12 @@
 use wasm_bindgen::JsValue;
 use yew::prelude::*;
 
-use super::json_tree::Shared;
+use super::RcByPtr;
 use crate::events::EventRecord;
 use crate::hooks::use_toggle;
 
 /// An event shared by pointer.
-pub type EventRef = Shared<EventRecord>;
+pub type EventRef = RcByPtr<EventRecord>;
 
 #[derive(Properties, PartialEq)]
 pub struct EventPanelProps {

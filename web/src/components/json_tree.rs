@@ -7,27 +7,11 @@ use std::rc::Rc;
 use serde_json::Value;
 use yew::prelude::*;
 
+use super::RcByPtr;
 use crate::hooks::use_toggle;
 
 /// Children shown per page of an open node.
 pub const PAGE: usize = 100;
-
-/// Data shared by pointer: equal when it is the same allocation, so comparing props never
-/// walks a large reply, a long log or a deep type.
-#[derive(Debug)]
-pub struct Shared<T>(pub Rc<T>);
-
-impl<T> Clone for Shared<T> {
-    fn clone(&self) -> Self {
-        Shared(self.0.clone())
-    }
-}
-
-impl<T> PartialEq for Shared<T> {
-    fn eq(&self, other: &Self) -> bool {
-        Rc::ptr_eq(&self.0, &other.0)
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Seg {
@@ -80,7 +64,7 @@ pub fn preview(v: &Value, budget: usize) -> String {
 
 #[derive(Properties, PartialEq)]
 pub struct JsonTreeProps {
-    pub value: Shared<Value>,
+    pub value: RcByPtr<Value>,
 }
 
 /// The tree of a whole value; the root starts open.
@@ -122,7 +106,7 @@ pub fn nodes_up_to(v: &Value, limit: usize) -> usize {
 
 #[derive(Properties, PartialEq)]
 struct NodeProps {
-    root: Shared<Value>,
+    root: RcByPtr<Value>,
     path: Rc<Vec<Seg>>,
     label: Option<AttrValue>,
     depth: usize,

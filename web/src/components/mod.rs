@@ -5,13 +5,15 @@ mod command_form;
 mod event_panel;
 mod header;
 mod json_tree;
+mod rc_by_ptr;
 mod transcript;
 
 pub use actions::{QuickAction, QuickActions, QuickActionsProps};
 pub use command_form::{ArgsView, ArgsViewProps, CommandForm, CommandFormProps, FormMsg, TypeRef};
 pub use event_panel::{local_time, EventPanel, EventPanelProps, EventRef};
 pub use header::{Header, HeaderProps};
-pub use json_tree::{preview, JsonTree, JsonTreeProps, Shared, PAGE};
+pub use json_tree::{preview, JsonTree, JsonTreeProps, PAGE};
+pub use rc_by_ptr::RcByPtr;
 pub use transcript::{
     latency_text, EntryActions, EntryProps, EntryRef, EntryView, Transcript, TranscriptProps,
 };

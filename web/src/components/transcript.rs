@@ -4,11 +4,12 @@
 use serde_json::Value;
 use yew::prelude::*;
 
-use super::json_tree::{preview, JsonTree, Shared};
+use super::json_tree::{preview, JsonTree};
+use super::RcByPtr;
 use crate::state::{Entry, Request};
 
 /// A transcript entry shared by pointer.
-pub type EntryRef = Shared<Entry>;
+pub type EntryRef = RcByPtr<Entry>;
 
 /// What an entry's buttons ask of the owner.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -88,7 +89,7 @@ pub fn entry_view(props: &EntryProps) -> Html {
         // HMP output (and any string reply) is text
         (None, Value::String(s)) => html! { <pre class="text">{ s.clone() }</pre> },
         (None, Value::Object(o)) if o.is_empty() => html! {},
-        (None, _) => html! { <JsonTree value={Shared(r.value.clone())} /> },
+        (None, _) => html! { <JsonTree value={RcByPtr(r.value.clone())} /> },
     });
     let copy = {
         let (on_copy, e) = (props.actions.copy.clone(), e.clone());

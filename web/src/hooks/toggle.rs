@@ -1,4 +1,4 @@
-//! Custom hooks.
+//! [`use_toggle`]: an on/off state and the click that flips it.
 
 use yew::prelude::*;
 
