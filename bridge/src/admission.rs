@@ -1,6 +1,6 @@
 //! What a client's frame passes before it goes to QEMU ([`admit`]: within
 //! `--max-command-bytes`, one QMP command that QEMU reads as the bridge does, allowed by
-//! the policy), and a session's bookkeeping ([`Tally`]): counts for its closing log line
+//! the policy), and a session's bookkeeping ([`Ledger`]): counts for its closing log line
 //! and the audit log's record of each command and its outcome.
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use crate::session::Settings;
 
 /// A session's bookkeeping: counts, and commands awaiting replies for the audit log.
 #[derive(Debug)]
-pub struct Tally {
+pub struct Ledger {
     audit: Option<Arc<AuditLog>>,
     vm: String,
     /// Who the client is, for logs and the audit log.
@@ -26,9 +26,9 @@ pub struct Tally {
     pending: Pending,
 }
 
-impl Tally {
-    pub fn new(settings: &Settings, peer: String) -> Tally {
-        Tally {
+impl Ledger {
+    pub fn new(settings: &Settings, peer: String) -> Ledger {
+        Ledger {
             audit: settings.audit.clone(),
             vm: settings.vm.clone(),
             peer,

@@ -1,4 +1,4 @@
-//! Command-line flags, and the [`Config`](crate::server::Config) they make.
+//! Command-line flags, and the [`crate::server::Config`] they make.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -101,7 +101,7 @@ pub struct Cli {
     #[arg(long)]
     pub no_auth: bool,
 
-    /// Also accept websockets from pages at this origin (e.g. https://console.example);
+    /// Also accept websockets from pages at this origin (e.g. `https://console.example`);
     /// repeatable. The bridge's own origin is always accepted.
     #[arg(long, value_name = "URL", value_parser = origin)]
     pub allow_origin: Vec<String>,

@@ -15,13 +15,13 @@
 //! - [`client`]: the [`client::Client`] transport trait; [`ws_client`] (a browser; the one
 //!   place endings become websocket close codes) and [`unix_client`] (a `--share-socket`
 //!   client, told with a QMP error line).
-//! - [`admission`]: what a frame passes before it goes upstream, and the session's tally
+//! - [`admission`]: what a frame passes before it goes upstream, and the session's ledger
 //!   and audit records.
 //! - [`mux`]: shared mode's multiplexer: one negotiated QMP connection for every client,
 //!   ids rewritten, events fanned out, fair and bounded, reconnecting with backoff.
 //! - [`fleet`]: the VMs served (`--qmp NAME=...`, `--qmp-dir`), each with its multiplexer.
 //! - [`metrics`]: per-VM counters for `/metrics` (Prometheus text).
-//! - [`shared`]: one client's complete QMP session on the multiplexer (greeting, its own
+//! - [`mux_session`]: one client's complete QMP session on the multiplexer (greeting, its own
 //!   negotiation, its own ids).
 //! - [`share_socket`]: `--share-socket`, the shared session for plain-QMP tools.
 //! - [`relay`]: `--mode relay`, one client to one QMP connection, whole messages both ways.
@@ -50,13 +50,13 @@ pub mod ending;
 pub mod fleet;
 pub mod metrics;
 pub mod mux;
+pub mod mux_session;
 pub mod policy;
 pub mod relay;
 pub mod security;
 pub mod server;
 pub mod session;
 pub mod share_socket;
-pub mod shared;
 pub mod stream;
 pub mod target;
 pub mod tls;

@@ -20,7 +20,7 @@
 //! only be QEMU failing to read what the bridge wrote, so the stream is out of step: the
 //! actor counts it and reconnects rather than guess whose it was. A command unanswered
 //! for `--command-timeout` gets its client a [`STALL_EVENT`] (the reply still follows),
-//! and the stall shows in [`Upstate::stalled`] until QEMU answers.
+//! and the stall shows in [`MonitorState::stalled`] until QEMU answers.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,7 +56,7 @@ pub const STALL_EVENT: &str = "QMP_BRIDGE_COMMAND_STALLED";
 
 /// The upstream's state, as clients, `/healthz` and the VM list see it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Upstate {
+pub struct MonitorState {
     /// QEMU's greeting while connected.
     pub greeting: Option<String>,
     /// Why the last connection attempt failed or the connection ended.
@@ -69,7 +69,7 @@ pub struct Upstate {
     pub stalled: Option<String>,
 }
 
-impl Upstate {
+impl MonitorState {
     pub fn is_up(&self) -> bool {
         self.greeting.is_some()
     }
@@ -132,7 +132,7 @@ struct AttachRequest {
 #[derive(Debug, Clone)]
 pub struct Mux {
     requests: mpsc::Sender<AttachRequest>,
-    state: watch::Receiver<Upstate>,
+    state: watch::Receiver<MonitorState>,
 }
 
 impl std::fmt::Debug for AttachRequest {
@@ -160,7 +160,7 @@ impl Mux {
         shutdown: watch::Receiver<bool>,
     ) -> Mux {
         let (requests, requests_rx) = mpsc::channel(64);
-        let (state_tx, state) = watch::channel(Upstate::default());
+        let (state_tx, state) = watch::channel(MonitorState::default());
         tokio::spawn(actor(
             monitor,
             settings,
@@ -173,14 +173,14 @@ impl Mux {
     }
 
     /// The upstream's state now.
-    pub fn state(&self) -> Upstate {
+    pub fn state(&self) -> MonitorState {
         self.state.borrow().clone()
     }
 
     /// Joins the session, waiting up to `wait` for the upstream to come up.
     pub async fn attach(&self, wait: Duration) -> Result<Attachment, Ending> {
         let mut state = self.state.clone();
-        let _ = tokio::time::timeout(wait, state.wait_for(Upstate::is_up)).await;
+        let _ = tokio::time::timeout(wait, state.wait_for(MonitorState::is_up)).await;
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(AttachRequest { reply })
@@ -195,7 +195,7 @@ async fn actor<M: Monitor>(
     settings: Arc<Settings>,
     metrics: Arc<VmMetrics>,
     mut requests: mpsc::Receiver<AttachRequest>,
-    state: watch::Sender<Upstate>,
+    state: watch::Sender<MonitorState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let target = monitor.describe();
@@ -209,10 +209,10 @@ async fn actor<M: Monitor>(
             Ok((conn, greeting, oob_offered, run_state)) => {
                 backoff = Duration::from_millis(100);
                 tracing::info!(%target, "shared QMP session up");
-                state.send_replace(Upstate {
+                state.send_replace(MonitorState {
                     greeting: Some(greeting.clone()),
                     run_state: run_state.status().map(str::to_owned),
-                    ..Upstate::default()
+                    ..MonitorState::default()
                 });
                 let mut up = Connected {
                     settings: &settings,
@@ -244,10 +244,10 @@ async fn actor<M: Monitor>(
             }
             Err(why) => Arc::new(why),
         };
-        state.send_replace(Upstate {
+        state.send_replace(MonitorState {
             last_error: Some(why.to_string()),
             fault: Some(why.fault()),
-            ..Upstate::default()
+            ..MonitorState::default()
         });
         let until = tokio::time::Instant::now() + backoff;
         backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -369,7 +369,7 @@ const ROUTE_BATCH: usize = 256;
 struct Connected<'a, C> {
     settings: &'a Settings,
     metrics: &'a VmMetrics,
-    state: &'a watch::Sender<Upstate>,
+    state: &'a watch::Sender<MonitorState>,
     /// The VM's run state, asked again after events that may change it.
     run_state: RunState,
     conn: C,

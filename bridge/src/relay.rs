@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 
 use tokio::sync::watch;
 
-use crate::admission::{admit, Denied, Tally};
+use crate::admission::{admit, Denied, Ledger};
 use crate::client::Client;
 use crate::ending::{Ending, Summary};
 use crate::session::Settings;
@@ -25,11 +25,11 @@ pub async fn relay<C: Client>(
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) -> Summary {
-    let mut tally = Tally::new(settings, peer.to_string());
+    let mut ledger = Ledger::new(settings, peer.to_string());
     let monitor = SocketMonitor::of(settings);
-    let ending = session(&mut client, &monitor, settings, &mut shutdown, &mut tally).await;
+    let ending = session(&mut client, &monitor, settings, &mut shutdown, &mut ledger).await;
     client.close(&ending).await;
-    tally.finish(ending)
+    ledger.finish(ending)
 }
 
 async fn session<C: Client, M: Monitor>(
@@ -37,7 +37,7 @@ async fn session<C: Client, M: Monitor>(
     monitor: &M,
     settings: &Settings,
     shutdown: &mut watch::Receiver<bool>,
-    tally: &mut Tally,
+    ledger: &mut Ledger,
 ) -> Ending {
     // Client frames wait in their socket until the greeting: none is read or dropped.
     let opened = tokio::select! {
@@ -53,7 +53,7 @@ async fn session<C: Client, M: Monitor>(
     } else {
         qmp::message::without_capability(&greeting, "oob")
     };
-    if let Err(ending) = deliver(client, greeting, &mut upstream, tally).await {
+    if let Err(ending) = deliver(client, greeting, &mut upstream, ledger).await {
         return ending;
     }
     loop {
@@ -74,10 +74,10 @@ async fn session<C: Client, M: Monitor>(
                         if let Err(e) = upstream.send(&text).await {
                             return e.into();
                         }
-                        tally.sent(&frame);
+                        ledger.sent(&frame);
                     }
                     Err(denied) => {
-                        tally.denied(&denied);
+                        ledger.denied(&denied);
                         let reply = denied.reply().to_owned();
                         tracing::debug!(target: "qmp_bridge::wire", to = "client", "{reply}");
                         if let Err(ending) = client.send(reply).await {
@@ -88,7 +88,7 @@ async fn session<C: Client, M: Monitor>(
             }
             message = upstream.recv() => match message {
                 Ok(text) => {
-                    if let Err(ending) = deliver(client, text, &mut upstream, tally).await {
+                    if let Err(ending) = deliver(client, text, &mut upstream, ledger).await {
                         return ending;
                     }
                 }
@@ -104,12 +104,12 @@ async fn deliver<C: Client>(
     client: &mut C,
     first: String,
     upstream: &mut impl MonitorConn,
-    tally: &mut Tally,
+    ledger: &mut Ledger,
 ) -> Result<(), Ending> {
     let mut next = Some(first);
     while let Some(text) = next {
         tracing::debug!(target: "qmp_bridge::wire", to = "client", "{text}");
-        tally.delivered(&text);
+        ledger.delivered(&text);
         client.feed(text).await?;
         next = upstream.recv_ready();
     }

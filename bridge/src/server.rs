@@ -526,7 +526,7 @@ async fn websocket(
             let name = peer.to_string();
             match &route {
                 Route::Shared(vm) => {
-                    let session = crate::shared::serve(client, vm, name.clone(), stop);
+                    let session = crate::mux_session::serve(client, vm, name.clone(), stop);
                     run_logged(held, &name, &settings.target, told, session).await
                 }
                 Route::Relay(_) => {

@@ -54,7 +54,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, ShareSocketError> {
     Ok(listener)
 }
 
-/// What bounds the share socket's clients, beside each session's own [`Settings`].
+/// What bounds the share socket's clients, beside each session's own [`Settings`](crate::session::Settings).
 #[derive(Debug, Clone)]
 pub struct SocketLimits {
     /// `--max-clients`: a session holds one permit while it runs, websockets and share
@@ -104,7 +104,7 @@ pub async fn serve(
                 client.close(&ending).await;
                 return;
             };
-            let session = crate::shared::serve(client, &vm, peer.clone(), stop);
+            let session = crate::mux_session::serve(client, &vm, peer.clone(), stop);
             let held = Held { slot, alive };
             run_logged(held, &peer, &vm.settings.target, |e| e.to_string(), session).await;
         });

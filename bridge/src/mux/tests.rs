@@ -258,7 +258,7 @@ async fn a_client_that_stops_reading_is_dropped_and_the_other_reads_on() {
 async fn reconnects_back_off_from_100_ms_doubling_to_5_s() {
     let h = start(Duration::ZERO, 9, Duration::from_secs(30));
     let mut state = h.mux.state.clone();
-    state.wait_for(Upstate::is_up).await.unwrap();
+    state.wait_for(MonitorState::is_up).await.unwrap();
     let opened = h.monitor.opened_at.lock().unwrap().clone();
     let gaps: Vec<u64> = opened
         .windows(2)

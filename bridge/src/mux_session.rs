@@ -3,7 +3,7 @@
 //! The client sees what QEMU would show it: QEMU's greeting, then its own capabilities
 //! negotiation, answered here with QEMU's own words (commands before `qmp_capabilities`
 //! are refused with `CommandNotFound`, a second negotiation too). After that its commands
-//! go through the [`Mux`], which keeps its `id`s apart from everyone else's.
+//! go through the [`Mux`](crate::mux::Mux), which keeps its `id`s apart from everyone else's.
 
 use qmp::ClientFrame;
 use serde_json::Value;
@@ -12,7 +12,7 @@ use tokio::sync::{watch, Semaphore};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::admission::{admit, Denied, Tally};
+use crate::admission::{admit, Denied, Ledger};
 use crate::client::Client;
 use crate::ending::{Ending, Summary};
 use crate::fleet::Vm;
@@ -30,12 +30,12 @@ pub async fn serve<C: Client>(
     mut shutdown: watch::Receiver<bool>,
 ) -> Summary {
     let settings = vm.settings.as_ref();
-    let mut tally = Tally::new(settings, peer);
+    let mut ledger = Ledger::new(settings, peer);
     vm.metrics.sessions.fetch_add(1, Ordering::Relaxed);
-    let ending = session(&mut client, vm, settings, &mut shutdown, &mut tally).await;
+    let ending = session(&mut client, vm, settings, &mut shutdown, &mut ledger).await;
     vm.metrics.sessions.fetch_sub(1, Ordering::Relaxed);
     client.close(&ending).await;
-    tally.finish(ending)
+    ledger.finish(ending)
 }
 
 /// The negotiation state of one client.
@@ -112,7 +112,7 @@ async fn session<C: Client>(
     vm: &Vm,
     settings: &Settings,
     shutdown: &mut watch::Receiver<bool>,
-    tally: &mut Tally,
+    ledger: &mut Ledger,
 ) -> Ending {
     let attached = tokio::select! {
         r = vm.mux.attach(settings.greeting_timeout) => r,
@@ -128,7 +128,7 @@ async fn session<C: Client>(
         Ok(a) => a,
         Err(ending) => return ending,
     };
-    tally.delivered(&greeting);
+    ledger.delivered(&greeting);
     if let Err(ending) = client.send(greeting).await {
         return ending;
     }
@@ -140,7 +140,7 @@ async fn session<C: Client>(
             _ = shutdown.changed() => return Ending::ShuttingDown,
             first = messages.recv() => {
                 let Some(first) = first else { return gone() };
-                if let Err(ending) = send_batch(client, first, &mut messages, tally).await {
+                if let Err(ending) = send_batch(client, first, &mut messages, ledger).await {
                     return ending;
                 }
             }
@@ -158,7 +158,7 @@ async fn session<C: Client>(
                         if matches!(denied, Denied::Refused { .. }) {
                             vm.metrics.commands_refused.fetch_add(1, Ordering::Relaxed);
                         }
-                        tally.denied(&denied);
+                        ledger.denied(&denied);
                         if let Err(ending) = client.send(denied.reply().to_owned()).await {
                             return ending;
                         }
@@ -175,7 +175,7 @@ async fn session<C: Client>(
                     }
                     continue;
                 }
-                tally.sent(&frame);
+                ledger.sent(&frame);
                 // The client's bytes in flight at QEMU are bounded (QEMU reads slowly), and
                 // the queue to the multiplexer is short: while either is full, keep
                 // delivering.
@@ -196,7 +196,7 @@ async fn session<C: Client>(
                         _ = shutdown.changed() => return Ending::ShuttingDown,
                         msg = messages.recv() => {
                             let Some(msg) = msg else { return gone() };
-                            if let Err(ending) = send_batch(client, msg, &mut messages, tally).await {
+                            if let Err(ending) = send_batch(client, msg, &mut messages, ledger).await {
                                 return ending;
                             }
                         }
@@ -212,14 +212,14 @@ async fn send_batch<C: Client>(
     client: &mut C,
     first: std::sync::Arc<str>,
     messages: &mut MessageQueue,
-    tally: &mut Tally,
+    ledger: &mut Ledger,
 ) -> Result<(), Ending> {
-    tally.delivered(&first);
+    ledger.delivered(&first);
     client.feed(first.to_string()).await?;
     for _ in 1..BATCH {
         match messages.try_recv() {
             Some(more) => {
-                tally.delivered(&more);
+                ledger.delivered(&more);
                 client.feed(more.to_string()).await?;
             }
             None => break,
