@@ -31,6 +31,12 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub qmp_dir: Option<PathBuf>,
 
+    /// Serve every domain of this libvirt connection (default qemu:///system), live as
+    /// domains are defined, started, stopped and undefined; repeatable for several hosts
+    /// (qemu+ssh://root@host2/system).
+    #[arg(long, value_name = "URI", num_args = 0..=1, default_missing_value = "qemu:///system")]
+    pub libvirt: Vec<String>,
+
     /// shared: one QMP connection for all clients, each with its own session (default);
     /// relay: each client gets its own QMP connection (QEMU serves one at a time).
     #[arg(long, value_enum, default_value = "shared")]
@@ -184,6 +190,7 @@ impl NamedTarget {
                     .unwrap_or_default(),
             ),
             QmpTarget::Tcp(a) => crate::fleet::name_for_file(&a.replace(':', "_")),
+            QmpTarget::Libvirt { domain, .. } => crate::fleet::name_for_file(domain),
         };
         if crate::fleet::valid_name(&derived) {
             derived
@@ -223,11 +230,13 @@ pub enum ConfigError {
     MaxClients,
     #[error("--share-socket needs --mode shared")]
     ShareNeedsShared,
-    #[error("no QMP target: give --qmp TARGET (repeatable) or --qmp-dir DIR")]
+    #[error("this qmp-bridge was built without libvirt support (cargo feature `libvirt`)")]
+    NoLibvirt,
+    #[error("no QMP target: give --qmp TARGET (repeatable), --qmp-dir DIR or --libvirt")]
     NoTarget,
     #[error("--qmp: two targets are named {0:?}; name them with NAME=TARGET")]
     DuplicateName(String),
-    #[error("--mode relay serves exactly one --qmp target")]
+    #[error("--mode relay serves exactly one --qmp target (no --qmp-dir, no --libvirt)")]
     RelayNeedsOne,
     #[error("--share-socket serves a single VM: give one --qmp and no --qmp-dir")]
     ShareNeedsOne,
@@ -263,14 +272,19 @@ impl Cli {
         if self.share_socket.is_some() && self.mode != Mode::Shared {
             return Err(ConfigError::ShareNeedsShared);
         }
+        if !self.libvirt.is_empty() && !cfg!(feature = "libvirt") {
+            return Err(ConfigError::NoLibvirt);
+        }
+        let libvirt = self.libvirt;
         let serving = match (self.mode, vms.len(), self.qmp_dir) {
-            (_, 0, None) => return Err(ConfigError::NoTarget),
+            (_, 0, None) if libvirt.is_empty() => return Err(ConfigError::NoTarget),
+            (Mode::Relay, _, _) if !libvirt.is_empty() => return Err(ConfigError::RelayNeedsOne),
             (Mode::Relay, 1, None) => {
                 let (vm, target) = vms.remove(0);
                 Serving::Relay { vm, target }
             }
             (Mode::Relay, _, _) => return Err(ConfigError::RelayNeedsOne),
-            (Mode::Shared, 1, None) => {
+            (Mode::Shared, 1, None) if libvirt.is_empty() => {
                 let (vm, target) = vms.remove(0);
                 Serving::One {
                     vm,
@@ -281,7 +295,11 @@ impl Cli {
             (Mode::Shared, _, _) if self.share_socket.is_some() => {
                 return Err(ConfigError::ShareNeedsOne)
             }
-            (Mode::Shared, _, qmp_dir) => Serving::Fleet { vms, qmp_dir },
+            (Mode::Shared, _, qmp_dir) => Serving::Fleet {
+                vms,
+                qmp_dir,
+                libvirt,
+            },
         };
         let ui = match self.ui_dir {
             Some(dir) if dir.is_dir() && std::fs::read_dir(&dir).is_ok() => Ui::Dir(dir),
@@ -386,7 +404,7 @@ mod tests {
         let d = dir();
         let fleet = config(&["--qmp", "a=tcp:127.0.0.1:1", "--qmp-dir", &d]).unwrap();
         assert!(
-            matches!(&fleet.serving, Serving::Fleet { vms, qmp_dir: Some(_) } if vms.len() == 1)
+            matches!(&fleet.serving, Serving::Fleet { vms, qmp_dir: Some(_), .. } if vms.len() == 1)
         );
         assert!(!fleet.serving.single());
     }

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ use crate::metrics::VmMetrics;
 use crate::mux::Mux;
 use crate::session::{Limits, Settings};
 use crate::target::QmpTarget;
-use crate::upstream::Fault;
+use crate::upstream::{Fault, Monitor, SocketMonitor};
 
 /// How often `--qmp-dir` is looked at.
 pub const DIR_POLL: Duration = Duration::from_millis(500);
@@ -42,6 +42,8 @@ pub struct Vm {
     pub path: Option<PathBuf>,
     /// Since when, and why, it is no longer served (its socket left `--qmp-dir`).
     gone: Mutex<Option<(Instant, String)>>,
+    /// A libvirt domain: whether it runs (libvirt's lifecycle events keep this current).
+    pub domain_active: Option<AtomicBool>,
     /// Flipped (or dropped) to stop the multiplexer.
     retire: watch::Sender<bool>,
 }
@@ -51,6 +53,11 @@ impl Vm {
     pub fn state(&self) -> VmState {
         if self.gone().is_some() {
             return VmState::Gone;
+        }
+        if let Some(active) = &self.domain_active {
+            if !active.load(Ordering::Relaxed) {
+                return VmState::Off;
+            }
         }
         let up = self.mux.state();
         if up.is_up() {
@@ -108,6 +115,8 @@ pub struct Fleet {
     vms: RwLock<BTreeMap<String, Arc<Vm>>>,
     /// Entries of `--qmp-dir` that are not VMs, and why.
     problems: RwLock<BTreeMap<String, String>>,
+    /// Other problems (a libvirt URI that cannot be used, a domain whose name is taken).
+    other_problems: RwLock<BTreeMap<String, String>>,
     base: Limits,
     shutdown: watch::Receiver<bool>,
     /// How long a vanished VM stays listed as gone.
@@ -232,6 +241,7 @@ impl Fleet {
         let fleet = Arc::new(Fleet {
             vms: RwLock::default(),
             problems: RwLock::default(),
+            other_problems: RwLock::default(),
             base,
             shutdown,
             grace,
@@ -250,7 +260,20 @@ impl Fleet {
     /// Starts serving a VM: its settings, counters and multiplexer, which runs until the
     /// bridge shuts down or the VM is retired (or dropped).
     fn start(&self, name: String, target: QmpTarget, path: Option<PathBuf>) -> Arc<Vm> {
+        self.start_on(name, target, path, None, SocketMonitor::of)
+    }
+
+    /// [`Fleet::start`] on any [`Monitor`]; `domain_active` for a libvirt domain.
+    fn start_on<M: Monitor>(
+        &self,
+        name: String,
+        target: QmpTarget,
+        path: Option<PathBuf>,
+        domain_active: Option<bool>,
+        monitor: impl FnOnce(&Settings) -> M,
+    ) -> Arc<Vm> {
         let settings = Arc::new(self.base.for_vm(&name, target));
+        let monitor = monitor(&settings);
         let metrics = Arc::new(VmMetrics::default());
         let (stop, stopped) = watch::channel(false);
         let (retire, mut retired) = watch::channel(false);
@@ -262,7 +285,7 @@ impl Fleet {
             }
             stop.send_replace(true);
         });
-        let mux = Mux::start(settings.clone(), metrics.clone(), stopped);
+        let mux = Mux::start_on(monitor, settings.clone(), metrics.clone(), stopped);
         tracing::info!(vm = %name, target = %settings.target, "serving VM");
         Arc::new(Vm {
             name,
@@ -271,8 +294,62 @@ impl Fleet {
             metrics,
             path,
             gone: Mutex::new(None),
+            domain_active: domain_active.map(AtomicBool::new),
             retire,
         })
+    }
+
+    /// Serves a libvirt domain under `name` (unless the name is taken: then a problem
+    /// says so).
+    #[cfg(feature = "libvirt")]
+    pub fn add_domain(&self, name: String, monitor: crate::libvirt::DomainMonitor, active: bool) {
+        let Ok(mut vms) = self.vms.write() else {
+            return;
+        };
+        if vms.contains_key(&name) {
+            if let Ok(mut p) = self.other_problems.write() {
+                let why = format!(
+                    "libvirt domain {:?} at {}: another VM has this name",
+                    monitor.domain, monitor.host.uri
+                );
+                p.insert(name, why);
+            }
+            return;
+        }
+        let target = QmpTarget::Libvirt {
+            uri: monitor.host.uri.clone(),
+            domain: monitor.domain.clone(),
+        };
+        let vm = self.start_on(name.clone(), target, None, Some(active), |_| monitor);
+        vms.insert(name, vm);
+    }
+
+    /// A libvirt domain started or stopped.
+    pub fn set_domain_active(&self, name: &str, active: bool) {
+        if let Some(flag) = self
+            .get(name)
+            .as_ref()
+            .and_then(|vm| vm.domain_active.as_ref())
+        {
+            flag.store(active, Ordering::Relaxed);
+        }
+    }
+
+    /// A libvirt domain was undefined: it leaves the list.
+    pub fn remove_domain(&self, name: &str) {
+        if let Ok(mut vms) = self.vms.write() {
+            if let Some(vm) = vms.remove(name) {
+                vm.retire("the domain was undefined".into());
+                self.removed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A problem that is not a `--qmp-dir` entry (a libvirt URI that cannot be used).
+    pub fn add_problem(&self, name: String, reason: String) {
+        if let Ok(mut p) = self.other_problems.write() {
+            p.insert(name, reason);
+        }
     }
 
     /// The VM served under `name` (not one that is gone).
@@ -301,18 +378,15 @@ impl Fleet {
 
     /// The VM list as `/api/vms` serves it.
     pub fn view(&self) -> VmList {
-        let problems = self
-            .problems
-            .read()
-            .map(|p| {
-                p.iter()
-                    .map(|(name, reason)| Problem {
-                        name: name.clone(),
-                        reason: reason.clone(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut problems = Vec::new();
+        for list in [&self.problems, &self.other_problems] {
+            if let Ok(list) = list.read() {
+                problems.extend(list.iter().map(|(name, reason)| Problem {
+                    name: name.clone(),
+                    reason: reason.clone(),
+                }));
+            }
+        }
         VmList {
             mode: if self.single {
                 ListMode::Single

@@ -19,6 +19,9 @@
 //!   and audit records.
 //! - [`mux`]: shared mode's multiplexer: one negotiated QMP connection for every client,
 //!   ids rewritten, events fanned out, fair and bounded, reconnecting with backoff.
+//! - `libvirt` (cargo feature, on by default): `--libvirt URI`, libvirt's domains as
+//!   monitors (commands through libvirt's API, events through its event loop), the fleet
+//!   following their lifecycle.
 //! - [`fleet`]: the VMs served (`--qmp NAME=...`, `--qmp-dir`), each with its multiplexer.
 //! - [`metrics`]: per-VM counters for `/metrics` (Prometheus text).
 //! - [`mux_session`]: one client's complete QMP session on the multiplexer (greeting, its own
@@ -48,6 +51,8 @@ pub mod client;
 pub mod config;
 pub mod ending;
 pub mod fleet;
+#[cfg(feature = "libvirt")]
+pub mod libvirt;
 pub mod metrics;
 pub mod mux;
 pub mod mux_session;

@@ -100,10 +100,17 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     };
     let serving = match &config.serving {
         Serving::Relay { target, .. } | Serving::One { target, .. } => target.to_string(),
-        Serving::Fleet { vms, qmp_dir } => {
+        Serving::Fleet {
+            vms,
+            qmp_dir,
+            libvirt,
+        } => {
             let mut names: Vec<String> = vms.iter().map(|(n, t)| format!("{n}={t}")).collect();
             if let Some(dir) = qmp_dir {
                 names.push(format!("every socket in {}", dir.display()));
+            }
+            for uri in libvirt {
+                names.push(format!("every domain of {uri}"));
             }
             names.join(", ")
         }

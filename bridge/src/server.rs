@@ -68,11 +68,12 @@ pub enum Serving {
         target: QmpTarget,
         share_socket: Option<PathBuf>,
     },
-    /// Shared mode with many VMs: `--qmp NAME=...` targets and every socket in `--qmp-dir`
-    /// (`/` is the VM list).
+    /// Shared mode with many VMs: `--qmp NAME=...` targets, every socket in `--qmp-dir`,
+    /// every domain of each `--libvirt` URI (`/` is the VM list).
     Fleet {
         vms: Vec<(String, QmpTarget)>,
         qmp_dir: Option<PathBuf>,
+        libvirt: Vec<String>,
     },
 }
 
@@ -148,12 +149,22 @@ pub async fn run(
             let fleet = Fleet::new(config.limits.clone(), vms, true, stop_rx.clone());
             (Some(fleet), None)
         }
-        Serving::Fleet { vms, qmp_dir } => {
+        Serving::Fleet {
+            vms,
+            qmp_dir,
+            libvirt,
+        } => {
             let fleet = Fleet::new(config.limits.clone(), vms.clone(), false, stop_rx.clone());
             if let Some(dir) = qmp_dir {
                 fleet.scan(dir);
                 tokio::spawn(fleet.clone().watch_dir(dir.clone()));
             }
+            #[cfg(feature = "libvirt")]
+            for (uri, prefix) in crate::libvirt::prefixes(libvirt) {
+                tokio::spawn(crate::libvirt::follow(fleet.clone(), uri, prefix));
+            }
+            #[cfg(not(feature = "libvirt"))]
+            let _ = libvirt;
             (Some(fleet), None)
         }
     };

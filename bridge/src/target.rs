@@ -16,6 +16,11 @@ use tokio::net::{TcpStream, UnixStream};
 pub enum QmpTarget {
     Unix(PathBuf),
     Tcp(String),
+    /// A libvirt domain: its QMP is libvirt's, reached through libvirt's API.
+    Libvirt {
+        uri: String,
+        domain: String,
+    },
 }
 
 /// Why a target can not be used.
@@ -32,6 +37,7 @@ impl std::fmt::Display for QmpTarget {
         match self {
             QmpTarget::Unix(p) => write!(f, "unix:{}", p.display()),
             QmpTarget::Tcp(a) => write!(f, "tcp:{a}"),
+            QmpTarget::Libvirt { uri, domain } => write!(f, "libvirt:{uri}#{domain}"),
         }
     }
 }
@@ -86,6 +92,11 @@ impl QmpTarget {
                     let s = TcpStream::connect(a).await?;
                     s.set_nodelay(true)?;
                     Socket::Tcp(s)
+                }
+                QmpTarget::Libvirt { .. } => {
+                    return Err(std::io::Error::other(
+                        "a libvirt domain is reached through libvirt, not a socket",
+                    ))
                 }
             })
         };

@@ -58,6 +58,8 @@ pub enum VmState {
     Busy,
     /// Its socket is gone.
     Gone,
+    /// A libvirt domain that is defined but not running.
+    Off,
     /// The connection broke, or what came was not QMP.
     Error,
     /// Relay mode: each client connects on its own.
@@ -75,6 +77,7 @@ impl VmState {
             VmState::Connecting => "connecting",
             VmState::Busy => "busy",
             VmState::Gone => "gone",
+            VmState::Off => "off",
             VmState::Error => "error",
             VmState::Relay => "relay",
             VmState::Unknown => "unknown",

@@ -5,6 +5,7 @@
 //! - [`process`]: a spawned `qmp-bridge`, its announced URL, and its log.
 //! - [`chromium`]: headless Chromium driven over the DevTools protocol, recording every
 //!   console error and uncaught exception of the page.
+//! - [`libvirt`]: a real libvirtd (started when none runs) and domains of the tests' own.
 //! - [`fake_peer`]: a scripted QMP server for fault injection (beside the real QEMU).
 //! - [`http`]: a bare HTTP GET, to check what the bridge serves.
 //! - [`qmp_client`]: the QMP conversation (handshake, execute, events) over any carrier.
@@ -16,6 +17,7 @@
 pub mod chromium;
 pub mod fake_peer;
 pub mod http;
+pub mod libvirt;
 pub mod process;
 pub mod qemu;
 pub mod qmp_client;

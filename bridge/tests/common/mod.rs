@@ -75,7 +75,25 @@ pub fn config_in(mode: Mode, settings: Settings) -> Config {
 
 /// A shared-mode config serving a fleet: `vms` and the sockets in `qmp_dir`.
 pub fn fleet(limits: Limits, vms: Vec<(String, QmpTarget)>, qmp_dir: Option<PathBuf>) -> Config {
-    with_serving(Serving::Fleet { vms, qmp_dir }, limits)
+    let libvirt = Vec::new();
+    with_serving(
+        Serving::Fleet {
+            vms,
+            qmp_dir,
+            libvirt,
+        },
+        limits,
+    )
+}
+
+/// A shared-mode config serving every domain of each libvirt URI.
+pub fn libvirt(limits: Limits, uris: &[&str]) -> Config {
+    let serving = Serving::Fleet {
+        vms: Vec::new(),
+        qmp_dir: None,
+        libvirt: uris.iter().map(|u| (*u).to_owned()).collect(),
+    };
+    with_serving(serving, limits)
 }
 
 fn with_serving(serving: Serving, limits: Limits) -> Config {

@@ -1,0 +1,107 @@
+//! `--libvirt`: libvirt-managed domains through a real libvirtd (started by the harness
+//! when none runs) and real TCG domains of the tests' own: listed with their states,
+//! followed live through libvirt's lifecycle events, and each a complete QMP session
+//! through libvirt (commands, HMP, events caused outside the bridge).
+#![cfg(feature = "libvirt")]
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use testkit::libvirt::{ensure_daemon, virsh, TestDomain, URI};
+use testkit::{QmpClient, QmpWs};
+
+fn vms(addr: &str) -> testkit::Result<Value> {
+    let r = testkit::http::get(addr, "/api/vms", &[])?;
+    Ok(serde_json::from_str(&r.text())?)
+}
+
+fn state(list: &Value, name: &str) -> Option<String> {
+    let row = list["vms"].as_array()?.iter().find(|v| v["name"] == name)?;
+    row["state"].as_str().map(str::to_owned)
+}
+
+/// Polls the list until `pred` holds for it.
+async fn until(addr: &str, what: &str, pred: impl Fn(&Value) -> bool) -> testkit::Result<Value> {
+    for _ in 0..300 {
+        let list = vms(addr)?;
+        if pred(&list) {
+            return Ok(list);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("the VM list never showed {what}: {}", vms(addr)?).into())
+}
+
+/// Runs a blocking harness call (virsh) off the test's async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> testkit::Result<T> + Send + 'static,
+) -> testkit::Result<T> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domains_are_served_and_followed_live() -> testkit::Result<()> {
+    blocking(ensure_daemon).await?;
+    let running = blocking(|| TestDomain::running("run")).await?;
+    let off = blocking(|| TestDomain::define("off")).await?;
+    let bridge = common::start_with(common::libvirt(common::limits(), &[URI])).await;
+    let addr = bridge.addr.to_string();
+    let (run_name, off_name) = (running.name.clone(), off.name.clone());
+
+    until(&addr, "a running domain up and a defined one off", |l| {
+        state(l, &run_name).as_deref() == Some("up")
+            && state(l, &off_name).as_deref() == Some("off")
+    })
+    .await?;
+
+    // a complete QMP session through libvirt
+    let mut ws = QmpWs::open(&format!("ws://{addr}/ws/{run_name}")).await?;
+    let status = ws.execute("query-status", None, json!("s1")).await?;
+    assert_eq!(status["return"]["running"], json!(true), "{status}");
+    let hmp = ws
+        .execute(
+            "human-monitor-command",
+            Some(json!({"command-line": "info status"})),
+            json!({"hmp": 1}),
+        )
+        .await?;
+    assert!(
+        hmp["return"].as_str().unwrap_or("").contains("running"),
+        "{hmp}"
+    );
+    let missing = ws.execute("no-such-command", None, json!(7)).await?;
+    assert_eq!(
+        missing["error"]["class"],
+        json!("CommandNotFound"),
+        "{missing}"
+    );
+
+    // events caused outside the bridge arrive live
+    let name = run_name.clone();
+    blocking(move || virsh(&["suspend", &name]).map(drop)).await?;
+    let stop = ws.event("STOP").await?;
+    assert!(stop["timestamp"]["seconds"].as_i64().is_some(), "{stop}");
+    let name = run_name.clone();
+    blocking(move || virsh(&["resume", &name]).map(drop)).await?;
+    ws.event("RESUME").await?;
+
+    // started outside: up; undefined: gone from the list
+    let off = blocking(move || off.start().map(|()| off)).await?;
+    until(&addr, "the started domain up", |l| {
+        state(l, &off_name).as_deref() == Some("up")
+    })
+    .await?;
+    blocking(move || {
+        drop(running);
+        Ok(())
+    })
+    .await?;
+    until(&addr, "the undefined domain gone", |l| {
+        state(l, &run_name).is_none()
+    })
+    .await?;
+    drop(off);
+    Ok(())
+}
