@@ -49,6 +49,17 @@ impl Handshake {
         }
     }
 
+    /// The server's greeting, once it came.
+    pub fn greeting(&self) -> Option<&Greeting> {
+        self.greeting.as_ref()
+    }
+
+    /// The capabilities asked for: those wanted that the greeting offered (enabled once
+    /// the negotiation succeeds). Empty before the greeting.
+    pub fn enabled(&self) -> &[String] {
+        &self.enabled
+    }
+
     /// Takes the server's next message and says what comes next. Messages that are not
     /// part of the handshake (events, other replies) are `Waiting`.
     pub fn on_message(&mut self, text: &str) -> Progress {
@@ -84,13 +95,29 @@ impl Handshake {
 }
 
 /// A VM's run state (`query-status`'s `status`), kept current: after an event that may
-/// change it, ask again, one question at a time.
+/// change it, ask again, one question at a time. Until QEMU answers, the state the event
+/// most likely left (STOP: `paused`, ...) stands in for it.
 #[derive(Debug, Clone)]
 pub struct RunState {
     id: String,
-    status: Option<String>,
+    /// QEMU's last answer.
+    answered: Option<String>,
+    /// What the events since that answer suggest.
+    likely: Option<&'static str>,
     wanted: bool,
     asking: bool,
+}
+
+/// The run state an event most likely leaves the VM in, before QEMU says.
+fn likely_after(event: &str) -> Option<&'static str> {
+    match event {
+        "STOP" => Some("paused"),
+        "RESUME" | "WAKEUP" => Some("running"),
+        "SHUTDOWN" => Some("shutdown"),
+        "SUSPEND" => Some("suspended"),
+        "GUEST_PANICKED" => Some("guest-panicked"),
+        _ => None,
+    }
 }
 
 impl RunState {
@@ -98,15 +125,17 @@ impl RunState {
     pub fn new(id: &str) -> RunState {
         RunState {
             id: id.to_owned(),
-            status: None,
+            answered: None,
+            likely: None,
             wanted: true,
             asking: false,
         }
     }
 
-    /// The status last answered (`running`, `paused`, `prelaunch`, ...).
+    /// The status (`running`, `paused`, `prelaunch`, ...): the likely one after an event,
+    /// else the one last answered (unknown after an error answer).
     pub fn status(&self) -> Option<&str> {
-        self.status.as_deref()
+        self.likely.or(self.answered.as_deref())
     }
 
     /// A query is out and not answered yet.
@@ -114,11 +143,23 @@ impl RunState {
         self.asking
     }
 
-    /// Notes an event: the status may have changed.
-    pub fn on_event(&mut self, name: &str) {
-        if RUN_STATE_EVENTS.contains(&name) {
-            self.wanted = true;
+    /// Notes an event; `true` when it may have changed the status (then a query is due).
+    pub fn on_event(&mut self, name: &str) -> bool {
+        if !RUN_STATE_EVENTS.contains(&name) {
+            return false;
         }
+        self.wanted = true;
+        if let Some(likely) = likely_after(name) {
+            self.likely = Some(likely);
+        }
+        true
+    }
+
+    /// The connection is new: the query out on the old one gets no answer, so ask again.
+    /// The status stays as it was until then.
+    pub fn reconnected(&mut self) {
+        self.asking = false;
+        self.wanted = true;
     }
 
     /// The `query-status` to send now, if one is due.
@@ -131,17 +172,21 @@ impl RunState {
         Some(message::command("query-status", None, Some(json!(self.id))))
     }
 
-    /// Takes a reply: `true` when it answered this tracker's query (the status is then
-    /// current, or unknown after an error).
+    /// Takes a reply: `true` when it answered this tracker's query. The status is then
+    /// QEMU's answer; after an error answer, what events since the last answer suggest,
+    /// if anything.
     pub fn on_reply(&mut self, id: Option<&Value>, value: Result<&Value, &QmpError>) -> bool {
         if id.and_then(Value::as_str) != Some(&self.id) {
             return false;
         }
         self.asking = false;
-        self.status = value
+        self.answered = value
             .ok()
             .and_then(|v| v["status"].as_str())
             .map(str::to_owned);
+        if self.answered.is_some() {
+            self.likely = None;
+        }
         true
     }
 }
@@ -189,6 +234,54 @@ mod tests {
         assert!(!cmd.contains("enable"), "{cmd}");
         let refused = r#"{"error": {"class": "GenericError", "desc": "no"}, "id": "caps"}"#;
         assert!(matches!(h.on_message(refused), Progress::Refused(e) if e.desc == "no"));
+    }
+
+    #[test]
+    fn a_handshake_keeps_the_greeting_and_what_it_asked_for() {
+        let mut h = Handshake::new("caps", &["oob"]);
+        assert!(h.greeting().is_none() && h.enabled().is_empty());
+        h.on_message(GREETING);
+        assert_eq!(h.greeting().map(|g| g.version.minor), Some(2));
+        assert_eq!(h.enabled(), ["oob"], "asked for, before the reply");
+        let mut h = Handshake::new("caps", &["oob"]);
+        h.on_message(&GREETING.replace(r#"["oob"]"#, "[]"));
+        assert!(h.enabled().is_empty(), "not offered");
+    }
+
+    #[test]
+    fn the_run_state_shows_what_an_event_suggests_until_qemu_answers() {
+        let mut r = RunState::new("st");
+        r.query();
+        assert!(r.on_reply(Some(&json!("st")), Ok(&json!({"status": "running"}))));
+        assert!(r.on_event("STOP"));
+        assert_eq!(r.status(), Some("paused"));
+        assert!(r.on_event("RESET"), "asks, with no guess");
+        assert_eq!(r.status(), Some("paused"));
+        assert!(!r.on_event("DEVICE_DELETED"));
+        r.query();
+        let error = QmpError {
+            class: "GenericError".into(),
+            desc: "refused".into(),
+        };
+        assert!(r.on_reply(Some(&json!("st")), Err(&error)));
+        assert_eq!(r.status(), Some("paused"), "an error leaves the guess");
+        r.on_event("RESUME");
+        r.query();
+        assert!(r.on_reply(Some(&json!("st")), Ok(&json!({"status": "inmigrate"}))));
+        assert_eq!(r.status(), Some("inmigrate"), "QEMU's word wins");
+    }
+
+    #[test]
+    fn the_run_state_asks_again_on_a_new_connection() {
+        let mut r = RunState::new("st");
+        r.query();
+        r.on_reply(Some(&json!("st")), Ok(&json!({"status": "paused"})));
+        r.on_event("RESUME");
+        assert!(r.query().is_some());
+        assert_eq!(r.query(), None);
+        r.reconnected();
+        assert_eq!(r.status(), Some("running"), "kept until answered");
+        assert!(r.query().is_some(), "the old question is not waited for");
     }
 
     #[test]

@@ -11,8 +11,10 @@
 //! - [`schema`]: QEMU's `query-qmp-schema` reply: command names, argument trees,
 //!   templates of the required arguments, and validation with JSON paths.
 //! - [`client`]: the client side of a session without I/O: the [`client::Handshake`]
-//!   (greeting, negotiation) and the VM's [`client::RunState`] kept current from events.
-//! - [`vm_list`]: the VM list a bridge serves at `/api/vms`.
+//!   (greeting, negotiation) and the VM's [`client::RunState`] kept current from events;
+//!   the bridge's multiplexer and the page (its console, the VM list's actions) use them.
+//! - [`vm_list`]: the VM list a bridge serves at `/api/vms`, as the bridge writes it and
+//!   the page reads it.
 //!
 //! serde and serde_json only, no I/O: it builds for native and wasm32 alike.
 

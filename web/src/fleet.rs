@@ -1,76 +1,24 @@
-//! The VM list of a bridge that serves many VMs: what `/api/vms` says, as plain Rust, and
-//! the one-shot QMP exchange behind each row's quick actions.
+//! The VM list of a bridge that serves many VMs: reading what `/api/vms` says (the
+//! [`qmp::vm_list`] types the bridge writes it with), and the one-shot QMP exchange behind
+//! each row's quick actions.
 //!
 //! A quick action goes through the VM's own websocket, exactly as a console would (greeting,
-//! `qmp_capabilities`, the command), so the bridge's token, policy and audit log apply.
+//! `qmp_capabilities` through `qmp`'s [`Handshake`], the command), so the bridge's token,
+//! policy and audit log apply.
 
+use qmp::client::{Handshake, Progress};
 use qmp::Message;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::state::Input;
 
-/// One VM as the list shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VmRow {
-    pub name: String,
-    pub target: String,
-    /// `up`, `connecting`, `busy`, `gone` or `error`.
-    pub state: String,
-    pub version: Option<String>,
-    pub run_state: Option<String>,
-    pub clients: i64,
-    pub last_error: Option<String>,
-}
-
-/// The whole `/api/vms` answer.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Listing {
-    /// `single`, `fleet` or `relay`.
-    pub mode: String,
-    pub vms: Vec<VmRow>,
-    /// Entries of the bridge's `--qmp-dir` that are not VMs, and why.
-    pub problems: Vec<(String, String)>,
-}
-
-fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::to_owned)
-}
+/// The whole `/api/vms` answer (`qmp`'s `VmList`; here `Listing`, since `VmList` is the
+/// view that shows it, [`crate::components::vm_list::VmList`]).
+pub use qmp::vm_list::VmList as Listing;
 
 /// Reads `/api/vms`.
 pub fn parse_listing(body: &str) -> Result<Listing, String> {
-    let v: Value = serde_json::from_str(body).map_err(|e| format!("not a VM list: {e}"))?;
-    let vms = v["vms"]
-        .as_array()
-        .ok_or("not a VM list: no vms")?
-        .iter()
-        .map(|vm| VmRow {
-            name: text(vm, "name").unwrap_or_default(),
-            target: text(vm, "target").unwrap_or_default(),
-            state: text(vm, "state").unwrap_or_else(|| "unknown".into()),
-            version: text(vm, "version"),
-            run_state: text(vm, "run_state"),
-            clients: vm["clients"].as_i64().unwrap_or(0),
-            last_error: text(vm, "last_error"),
-        })
-        .collect();
-    let problems = v["problems"]
-        .as_array()
-        .map(|p| {
-            p.iter()
-                .map(|p| {
-                    (
-                        text(p, "name").unwrap_or_default(),
-                        text(p, "reason").unwrap_or_default(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Listing {
-        mode: text(&v, "mode").unwrap_or_default(),
-        vms,
-        problems,
-    })
+    serde_json::from_str(body).map_err(|e| format!("not a VM list: {e}"))
 }
 
 const CAPS_ID: &str = "qmp-console-list-caps";
@@ -84,18 +32,27 @@ pub struct Step {
     pub done: Option<Result<(), String>>,
 }
 
+/// Where a [`OneShot`] is.
+#[derive(Debug, Clone)]
+enum Stage {
+    Negotiating(Handshake),
+    /// The command is sent; its reply is awaited.
+    Running,
+    Finished,
+}
+
 /// Greeting, negotiation, one command, its reply.
 #[derive(Debug, Clone)]
 pub struct OneShot {
     command: &'static str,
-    finished: bool,
+    stage: Stage,
 }
 
 impl OneShot {
     pub fn new(command: &'static str) -> OneShot {
         OneShot {
             command,
-            finished: false,
+            stage: Stage::Negotiating(Handshake::new(CAPS_ID, &[])),
         }
     }
 
@@ -110,52 +67,56 @@ impl OneShot {
                     self.message(&text, &mut step);
                 }
             }
-            Input::Closed { reason, .. } => {
-                if !self.finished {
-                    self.finished = true;
-                    step.done = Some(Err(reason));
-                }
-            }
+            Input::Closed { reason, .. } => self.finish(&mut step, Err(reason)),
         }
         step
     }
 
-    fn message(&mut self, text: &str, step: &mut Step) {
-        if self.finished {
-            return;
+    fn finish(&mut self, step: &mut Step, result: Result<(), String>) {
+        if !matches!(self.stage, Stage::Finished) {
+            self.stage = Stage::Finished;
+            step.done = Some(result);
         }
-        let finish = |me: &mut OneShot, step: &mut Step, r: Result<(), String>| {
-            me.finished = true;
-            step.done = Some(r);
-        };
-        match Message::parse(text) {
-            Ok(Message::Greeting(_)) => {
-                step.send
-                    .push(qmp::message::qmp_capabilities(&[], Some(json!(CAPS_ID))));
-            }
-            Ok(Message::Return { id: Some(id), .. }) if id == CAPS_ID => {
-                step.send.push(qmp::message::command(
-                    self.command,
-                    None,
-                    Some(json!(COMMAND_ID)),
-                ));
-            }
-            Ok(Message::Return { id: Some(id), .. }) if id == COMMAND_ID => {
-                finish(self, step, Ok(()))
-            }
-            Ok(Message::Error {
-                id: Some(id),
-                error,
-            }) if id == CAPS_ID || id == COMMAND_ID => {
-                finish(self, step, Err(format!("{}: {}", error.class, error.desc)))
-            }
-            _ => {}
+    }
+
+    fn message(&mut self, text: &str, step: &mut Step) {
+        match &mut self.stage {
+            Stage::Negotiating(handshake) => match handshake.on_message(text) {
+                Progress::Send(capabilities) => step.send.push(capabilities),
+                Progress::Ready { .. } => {
+                    let id = Some(json!(COMMAND_ID));
+                    step.send
+                        .push(qmp::message::command(self.command, None, id));
+                    self.stage = Stage::Running;
+                }
+                Progress::Refused(error) => {
+                    self.finish(step, Err(format!("{}: {}", error.class, error.desc)))
+                }
+                // events, and anything before the greeting: wait on
+                Progress::Waiting | Progress::NotQmp(_) => {}
+            },
+            Stage::Running => match Message::parse(text) {
+                Ok(Message::Return { id: Some(id), .. }) if id == COMMAND_ID => {
+                    self.finish(step, Ok(()))
+                }
+                Ok(Message::Error {
+                    id: Some(id),
+                    error,
+                }) if id == COMMAND_ID => {
+                    self.finish(step, Err(format!("{}: {}", error.class, error.desc)))
+                }
+                _ => {}
+            },
+            Stage::Finished => {}
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use qmp::vm_list::{ListMode, Problem, VmState};
+    use serde_json::Value;
+
     use super::*;
 
     const GREETING: &str = r#"{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}"#;
@@ -169,15 +130,18 @@ mod tests {
              "run_state": null, "clients": 0, "last_error": "cannot reach QMP"}],
             "problems": [{"name": "notes.txt", "reason": "not a socket"}]}"#;
         let l = parse_listing(body).unwrap();
-        assert_eq!(l.mode, "fleet");
+        assert_eq!(l.mode, ListMode::Fleet);
         assert_eq!(l.vms.len(), 2);
         assert_eq!(l.vms[0].run_state.as_deref(), Some("running"));
         assert_eq!(l.vms[0].clients, 2);
-        assert_eq!(l.vms[1].state, "gone");
+        assert_eq!(l.vms[1].state, VmState::Gone);
         assert_eq!(l.vms[1].last_error.as_deref(), Some("cannot reach QMP"));
         assert_eq!(
             l.problems,
-            vec![("notes.txt".into(), "not a socket".into())]
+            vec![Problem {
+                name: "notes.txt".into(),
+                reason: "not a socket".into()
+            }]
         );
         assert!(parse_listing("<html>").is_err());
         assert!(parse_listing("{}").is_err());
@@ -224,6 +188,17 @@ mod tests {
             st.done,
             Some(Err("GenericError: refused by qmp-bridge policy".into()))
         );
+
+        let mut s = OneShot::new("quit");
+        let refused =
+            format!(r#"{{"error": {{"class": "GenericError", "desc": "no"}}, "id": "{CAPS_ID}"}}"#);
+        let st = s.step(Input::Batch(vec![
+            ("not QMP".into(), 0.0),
+            (GREETING.into(), 0.0),
+            (refused, 0.0),
+        ]));
+        assert_eq!(st.send.len(), 1, "the command never goes");
+        assert_eq!(st.done, Some(Err("GenericError: no".into())));
 
         let mut s = OneShot::new("stop");
         let st = s.step(Input::Closed {

@@ -1,17 +1,19 @@
 //! qmp-web: the qmp-console browser app (Yew, compiled to WebAssembly).
 //!
 //! State, as plain Rust tested natively (no browser, no I/O):
-//! - [`state`]: the console's state: connection phases, the QMP handshake, requests and
-//!   replies matched by id, schema, VM status; read through accessors, changed only
-//!   through its methods.
+//! - [`state`]: the console's state: connection phases, the QMP handshake and the VM
+//!   status (`qmp`'s [`qmp::client::Handshake`] and [`qmp::client::RunState`]), requests
+//!   and replies matched by id, schema; read through accessors, changed only through its
+//!   methods.
 //! - [`events`]: the event log (complete counts and export, a capped view for the page).
 //! - [`editor`]: the command form's state: [`editor::FormMsg`] edits applied by
 //!   [`editor::Form::update`] (Format and Minify included), JSON syntax errors, schema
 //!   validation and what Send does, the history.
 //! - [`endpoint`]: where the page is ([`endpoint::PageUrl`], read once at start-up) and the
 //!   URLs derived from it: the console's websocket, `/api/vms`, each VM's console.
-//! - [`fleet`]: the VM list of a bridge serving many VMs (`/api/vms`) and the one-shot QMP
-//!   exchange behind its quick actions.
+//! - [`fleet`]: the VM list of a bridge serving many VMs (`/api/vms`, read into the
+//!   [`qmp::vm_list`] types the bridge writes it with) and the one-shot QMP exchange behind
+//!   its quick actions.
 //!
 //! I/O, in the app layer and hooks only:
 //! - [`socket`]: the browser `WebSocket`, its messages batched into [`state::Input`]s;
@@ -27,8 +29,9 @@
 //! view is [`components::vm_list`]).
 //!
 //! `main.rs` reads the page's URL and mounts [`Root`] with it; tests can mount [`App`],
-//! [`Root`] or any view with props of their own. The QMP model (messages, schema) comes
-//! from the shared `qmp` crate.
+//! [`Root`] or any view with props of their own. The QMP model (messages, schema), the
+//! client side of a session (handshake, run state) and the VM list come from the shared
+//! `qmp` crate, as the bridge uses them.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 

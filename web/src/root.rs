@@ -6,6 +6,7 @@
 
 use std::rc::Rc;
 
+use qmp::vm_list::ListMode;
 use yew::prelude::*;
 
 use crate::endpoint::PageUrl;
@@ -38,7 +39,7 @@ pub fn root(props: &RootProps) -> Html {
                 let url = page.listing_url();
                 wasm_bindgen_futures::spawn_local(async move {
                     match fetch_listing(&url).await {
-                        Ok(l) if l.mode == "fleet" => shown.set(Page::List(l)),
+                        Ok(l) if l.mode == ListMode::Fleet => shown.set(Page::List(l)),
                         _ => shown.set(Page::Console),
                     }
                 });

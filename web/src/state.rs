@@ -2,14 +2,16 @@
 //! their replies matched by `id`, the schema, the VM status, and the event log.
 //!
 //! The socket feeds [`Input`]s to [`Console::handle`], the page feeds [`Request`]s to
-//! [`Console::send`]; both update the state and return the frames to send. Handshake, per
-//! QEMU's qmp-spec: the server greets, the client sends `qmp_capabilities`, and its success
-//! means commands may flow. Once ready the console reads `query-qmp-schema` and
-//! `query-status` itself (not shown in the transcript).
+//! [`Console::send`]; both update the state and return the frames to send. The handshake
+//! (the server greets, the client sends `qmp_capabilities`, its success means commands may
+//! flow) is `qmp`'s [`Handshake`], the VM status its [`RunState`] (`query-status`, asked
+//! again after run-state events), as in the bridge. Once ready the console reads
+//! `query-qmp-schema` and `query-status` itself (not shown in the transcript).
 
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
+use qmp::client::{Handshake, Progress, RunState};
 use qmp::{Greeting, Message, QmpError, Schema};
 use serde_json::{json, Value};
 
@@ -59,10 +61,17 @@ pub enum Input {
 
 /// The id of the handshake's `qmp_capabilities` command.
 pub const CAPABILITIES_ID: &str = "qmp-console-capabilities";
+/// The id of the console's own `query-status`.
+const STATUS_ID: &str = "qmp-console-query-status";
 /// Id prefix of the console's own requests (schema, status).
 const OWN_ID: &str = "qmp-console-";
 /// Transcript entries kept (older ones drop off the page).
 pub const TRANSCRIPT_CAP: usize = 200;
+
+/// The console's handshake: it asks for `oob` (if QEMU offers it) when `oob`.
+fn handshake(oob: bool) -> Handshake {
+    Handshake::new(CAPABILITIES_ID, if oob { &["oob"] } else { &[] })
+}
 
 /// How long to wait before reconnect attempt `attempt` (0, 1, ...): 1 s, doubling, at
 /// most 30 s.
@@ -141,7 +150,6 @@ pub struct Entry {
 enum Waiter {
     Entry(u64),
     Schema,
-    Status,
 }
 
 /// The whole console state. Its fields are private: the page reads them through the
@@ -151,15 +159,14 @@ enum Waiter {
 pub struct Console {
     url: String,
     phase: Phase,
-    greeting: Option<Greeting>,
+    /// This connection's negotiation: QEMU's greeting, the capabilities enabled.
+    handshake: Handshake,
     notices: Vec<Notice>,
     /// Ask for `oob` when QEMU offers it (takes effect at the next negotiation).
     want_oob: bool,
-    /// Capabilities enabled by the last negotiation.
-    enabled: Vec<String>,
     schema: Option<Rc<Schema>>,
     /// QEMU's run state (`running`, `paused`, `prelaunch`, `shutdown`, ...).
-    vm_status: Option<String>,
+    run_state: RunState,
     /// Oldest first, at most [`TRANSCRIPT_CAP`].
     transcript: VecDeque<Rc<Entry>>,
     events: EventLog,
@@ -170,7 +177,6 @@ pub struct Console {
     next_seq: u64,
     next_id: u64,
     own_count: u64,
-    status_pending: bool,
 }
 
 fn id_key(id: &Value) -> String {
@@ -190,12 +196,11 @@ impl Console {
         Console {
             url,
             phase: Phase::Connecting,
-            greeting: None,
+            handshake: handshake(false),
             notices: Vec::new(),
             want_oob: false,
-            enabled: Vec::new(),
             schema: None,
-            vm_status: None,
+            run_state: RunState::new(STATUS_ID),
             transcript: VecDeque::new(),
             events: EventLog::default(),
             pending: HashMap::new(),
@@ -203,7 +208,6 @@ impl Console {
             next_seq: 1,
             next_id: 1,
             own_count: 0,
-            status_pending: false,
         }
     }
 
@@ -212,8 +216,7 @@ impl Console {
     pub fn connecting(&mut self) {
         self.fail_unanswered("the console reconnected");
         self.phase = Phase::Connecting;
-        self.greeting = None;
-        self.enabled.clear();
+        self.handshake = handshake(self.want_oob);
     }
 
     pub fn is_ready(&self) -> bool {
@@ -231,7 +234,7 @@ impl Console {
 
     /// QEMU's greeting on this connection, once it came.
     pub fn greeting(&self) -> Option<&Greeting> {
-        self.greeting.as_ref()
+        self.handshake.greeting()
     }
 
     /// Problems to show, oldest first.
@@ -246,7 +249,7 @@ impl Console {
 
     /// Capabilities enabled by the last negotiation.
     pub fn enabled(&self) -> &[String] {
-        &self.enabled
+        self.handshake.enabled()
     }
 
     /// QEMU's schema, once read (a new `Rc` for each QEMU the console reads it from).
@@ -256,7 +259,7 @@ impl Console {
 
     /// QEMU's run state (`running`, `paused`, `prelaunch`, `shutdown`, ...), when known.
     pub fn vm_status(&self) -> Option<&str> {
-        self.vm_status.as_deref()
+        self.run_state.status()
     }
 
     /// Requests and their replies, oldest first, at most [`TRANSCRIPT_CAP`].
@@ -273,7 +276,11 @@ impl Console {
     /// so applying the choice means reconnecting.
     pub fn set_want_oob(&mut self, on: bool) -> bool {
         self.want_oob = on;
-        let negotiated = self.enabled.iter().any(|c| c == "oob");
+        if self.handshake.greeting().is_none() {
+            // QEMU has not greeted yet: this connection's negotiation asks as chosen
+            self.handshake = handshake(on);
+        }
+        let negotiated = self.enabled().iter().any(|c| c == "oob");
         self.is_ready() && negotiated != on
     }
 
@@ -335,7 +342,7 @@ impl Console {
         }
         self.pending.clear();
         self.idless.clear();
-        self.status_pending = false;
+        self.run_state.reconnected();
     }
 
     fn fresh_id(&mut self) -> String {
@@ -401,14 +408,6 @@ impl Console {
         qmp::message::command(command, None, Some(id))
     }
 
-    fn query_status(&mut self) -> Vec<String> {
-        if self.status_pending || !self.is_ready() {
-            return Vec::new();
-        }
-        self.status_pending = true;
-        vec![self.own_request("query-status", Waiter::Status)]
-    }
-
     fn answer(&mut self, seq: u64, value: Value, error: Option<QmpError>, at: f64) {
         if let Some(entry) = self.transcript.iter_mut().rev().find(|e| e.seq == seq) {
             let e = Rc::make_mut(entry);
@@ -429,50 +428,59 @@ impl Console {
                 return Vec::new();
             }
         };
-        match message {
-            Message::Greeting(greeting) if self.phase == Phase::Greeting => {
-                let enable: Vec<&str> =
-                    if self.want_oob && greeting.capabilities.iter().any(|c| c == "oob") {
-                        vec!["oob"]
-                    } else {
-                        vec![]
-                    };
-                self.enabled = enable.iter().map(|s| (*s).to_owned()).collect();
-                self.greeting = Some(greeting);
-                self.phase = Phase::Negotiating;
-                vec![qmp::message::qmp_capabilities(
-                    &enable,
-                    Some(Value::String(CAPABILITIES_ID.into())),
-                )]
+        if matches!(self.phase, Phase::Greeting | Phase::Negotiating) {
+            if let Some(out) = self.negotiate(text) {
+                return out;
             }
+        }
+        match message {
             Message::Greeting(_) => {
                 self.notices
                     .push(Notice("unexpected second greeting".into()));
                 Vec::new()
             }
             Message::Event(event) => {
-                if !qmp::message::RUN_STATE_EVENTS.contains(&event.name.as_str()) {
-                    self.events.push(event, text);
-                    return Vec::new();
-                }
-                // show the likely state at once; QEMU's own word follows
-                let status = match event.name.as_str() {
-                    "STOP" => Some("paused"),
-                    "RESUME" | "WAKEUP" => Some("running"),
-                    "SHUTDOWN" => Some("shutdown"),
-                    "SUSPEND" => Some("suspended"),
-                    "GUEST_PANICKED" => Some("guest-panicked"),
-                    _ => None,
-                };
-                if let Some(s) = status {
-                    self.vm_status = Some(s.to_owned());
-                }
+                // shows the likely state at once; QEMU's own word follows
+                let moved = self.run_state.on_event(&event.name);
                 self.events.push(event, text);
-                // confirm with QEMU's own word (a reset may change the state, too)
-                self.query_status()
+                if moved && self.is_ready() {
+                    self.run_state.query().into_iter().collect()
+                } else {
+                    Vec::new()
+                }
             }
             Message::Return { id, value } => self.reply(id, value, None, at),
             Message::Error { id, error } => self.reply(id, Value::Null, Some(error), at),
+        }
+    }
+
+    /// The handshake's part of a message (the greeting, the `qmp_capabilities` reply):
+    /// the frames to send, or `None` when the message is not the handshake's.
+    fn negotiate(&mut self, text: &str) -> Option<Vec<String>> {
+        match self.handshake.on_message(text) {
+            Progress::Send(capabilities) => {
+                self.phase = Phase::Negotiating;
+                Some(vec![capabilities])
+            }
+            Progress::Ready { .. } => {
+                self.phase = Phase::Ready;
+                let schema = self.own_request("query-qmp-schema", Waiter::Schema);
+                Some(
+                    std::iter::once(schema)
+                        .chain(self.run_state.query())
+                        .collect(),
+                )
+            }
+            Progress::Refused(error) => {
+                self.notices.push(Notice(format!(
+                    "capabilities negotiation failed: {} ({})",
+                    error.desc, error.class
+                )));
+                Some(Vec::new())
+            }
+            // not the handshake's (an event, another reply, anything before the greeting):
+            // handled as any message
+            Progress::Waiting | Progress::NotQmp(_) => None,
         }
     }
 
@@ -483,24 +491,6 @@ impl Console {
         error: Option<QmpError>,
         at: f64,
     ) -> Vec<String> {
-        if self.phase == Phase::Negotiating && id == Some(Value::String(CAPABILITIES_ID.into())) {
-            return match error {
-                None => {
-                    self.phase = Phase::Ready;
-                    let schema = self.own_request("query-qmp-schema", Waiter::Schema);
-                    self.status_pending = true;
-                    let status = self.own_request("query-status", Waiter::Status);
-                    vec![schema, status]
-                }
-                Some(error) => {
-                    self.notices.push(Notice(format!(
-                        "capabilities negotiation failed: {} ({})",
-                        error.desc, error.class
-                    )));
-                    Vec::new()
-                }
-            };
-        }
         let waiter = match &id {
             Some(id) => self.pending.remove(&id_key(id)),
             None => self.idless.pop_front().map(Waiter::Entry),
@@ -516,12 +506,10 @@ impl Console {
                     .notices
                     .push(Notice(format!("cannot use QEMU's schema: {e}"))),
             },
-            Some(Waiter::Status) => {
-                self.status_pending = false;
-                if let Some(s) = value.get("status").and_then(Value::as_str) {
-                    self.vm_status = Some(s.to_owned());
-                }
-            }
+            None if self.run_state.is_asking()
+                && self
+                    .run_state
+                    .on_reply(id.as_ref(), error.as_ref().map_or(Ok(&value), Err)) => {}
             None => {
                 let id = id.map_or_else(|| "no id".to_owned(), |i| format!("id {i}"));
                 self.notices
@@ -570,7 +558,7 @@ mod tests {
         assert_eq!(sent["execute"], "qmp_capabilities");
         assert_eq!(sent["id"], CAPABILITIES_ID);
         assert!(sent.get("arguments").is_none(), "oob only when asked for");
-        assert_eq!(c.greeting.as_ref().unwrap().version.to_string(), "7.2.22");
+        assert_eq!(c.greeting().unwrap().version.to_string(), "7.2.22");
         let out = rx(
             &mut c,
             &format!(r#"{{"return": {{}}, "id": "{CAPABILITIES_ID}"}}"#),
@@ -583,18 +571,18 @@ mod tests {
     #[test]
     fn oob_is_enabled_when_wanted_and_offered() {
         let mut c = Console::new(String::new());
-        c.want_oob = true;
+        c.set_want_oob(true);
         c.handle(Input::Opened);
         let out = rx(&mut c, GREETING);
         assert_eq!(parse(&out[0])["arguments"], json!({"enable": ["oob"]}));
-        assert_eq!(c.enabled, ["oob"]);
+        assert_eq!(c.enabled(), ["oob"]);
         // not offered: not asked for
         let mut c = Console::new(String::new());
-        c.want_oob = true;
+        c.set_want_oob(true);
         c.handle(Input::Opened);
         let out = rx(&mut c, &GREETING.replace(r#"["oob"]"#, "[]"));
         assert!(parse(&out[0]).get("arguments").is_none());
-        assert!(c.enabled.is_empty());
+        assert!(c.enabled().is_empty());
     }
 
     #[test]
@@ -770,7 +758,7 @@ mod tests {
             r.error.as_ref().unwrap().desc,
             "no reply: the console reconnected"
         );
-        assert!(c.greeting.is_none());
+        assert!(c.greeting().is_none());
         assert_eq!(c.transcript.len(), 1, "the transcript survives a reconnect");
     }
 
@@ -792,7 +780,7 @@ mod tests {
             &json!({"return": {"status": "prelaunch", "running": false}, "id": status_id})
                 .to_string(),
         );
-        assert_eq!(c.vm_status.as_deref(), Some("prelaunch"));
+        assert_eq!(c.vm_status(), Some("prelaunch"));
         assert!(
             c.transcript.is_empty(),
             "the console's own requests stay out of the transcript"
@@ -810,22 +798,63 @@ mod tests {
         );
         let resume = r#"{"event": "RESUME", "timestamp": {"seconds": 1, "microseconds": 0}}"#;
         let out = rx(&mut c, resume);
-        assert_eq!(c.vm_status.as_deref(), Some("running"));
+        assert_eq!(c.vm_status(), Some("running"));
         assert_eq!(parse(&out[0])["execute"], "query-status");
         let stop = r#"{"event": "STOP", "timestamp": {"seconds": 2, "microseconds": 0}}"#;
         assert!(rx(&mut c, stop).is_empty(), "one status query at a time");
-        assert_eq!(c.vm_status.as_deref(), Some("paused"));
+        assert_eq!(c.vm_status(), Some("paused"));
         rx(
             &mut c,
             &json!({"return": {"status": "paused"}, "id": parse(&out[0])["id"]}).to_string(),
         );
         let shutdown = r#"{"event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}, "timestamp": {"seconds": 3, "microseconds": 0}}"#;
         assert_eq!(rx(&mut c, shutdown).len(), 1);
-        assert_eq!(c.vm_status.as_deref(), Some("shutdown"));
+        assert_eq!(c.vm_status(), Some("shutdown"));
         let other = r#"{"event": "JOB_STATUS_CHANGE", "data": {"id": "j", "status": "created"}, "timestamp": {"seconds": 4, "microseconds": 0}}"#;
         assert!(rx(&mut c, other).is_empty());
         assert_eq!(c.events.total(), 4);
         assert_eq!(c.events.count("STOP"), 1);
+    }
+
+    #[test]
+    fn the_status_outlives_a_refused_query_and_a_reconnect() {
+        let (mut c, out) = ready();
+        let status_id = parse(&out[1])["id"].clone();
+        rx(
+            &mut c,
+            &json!({"return": {"status": "running"}, "id": status_id}).to_string(),
+        );
+        let stop = r#"{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 0}}"#;
+        let out = rx(&mut c, stop);
+        let refused = json!({"error": {"class": "GenericError", "desc": "refused by qmp-bridge policy: query-status"}, "id": parse(&out[0])["id"]});
+        rx(&mut c, &refused.to_string());
+        assert_eq!(c.vm_status(), Some("paused"), "the event's word stands");
+        assert!(c.notices.is_empty(), "{:?}", c.notices);
+        assert!(c.transcript.is_empty());
+        c.handle(Input::Closed {
+            code: 1006,
+            reason: "gone".into(),
+        });
+        c.connecting();
+        assert_eq!(c.vm_status(), Some("paused"), "shown until QEMU says again");
+        c.handle(Input::Opened);
+        rx(&mut c, GREETING);
+        let out = rx(
+            &mut c,
+            &format!(r#"{{"return": {{}}, "id": "{CAPABILITIES_ID}"}}"#),
+        );
+        assert_eq!(parse(&out[1])["execute"], "query-status", "asked again");
+    }
+
+    #[test]
+    fn oob_chosen_before_the_greeting_applies_to_this_connection() {
+        let mut c = Console::new(String::new());
+        c.handle(Input::Opened);
+        assert!(!c.set_want_oob(true));
+        let out = rx(&mut c, GREETING);
+        assert_eq!(parse(&out[0])["arguments"], json!({"enable": ["oob"]}));
+        assert!(!c.set_want_oob(false), "not ready yet: nothing to redo");
+        assert_eq!(c.enabled(), ["oob"], "this negotiation asked already");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
+use qmp::vm_list::{ListMode, Problem, VmRow, VmState};
 use qmp_web::components::vm_list::{VmList, VmListProps};
 use qmp_web::components::{
     local_time, CommandForm, CommandFormProps, EntryActions, EventPanel, EventPanelProps, FormMsg,
@@ -16,7 +17,7 @@ use qmp_web::components::{
 use qmp_web::editor::{Form, Mode};
 use qmp_web::endpoint::PageUrl;
 use qmp_web::events::{EventLog, SHOWN};
-use qmp_web::fleet::{Listing, VmRow};
+use qmp_web::fleet::Listing;
 use qmp_web::state::{Console, Input, Phase, Request};
 use serde_json::{json, Value};
 use wasm_bindgen::JsCast;
@@ -499,15 +500,16 @@ async fn destructive_actions_ask_in_the_page() {
     assert!(QuickAction::Quit.destructive() && !QuickAction::Resume.destructive());
 }
 
-fn vm(name: &str, state: &str, run_state: Option<&str>) -> VmRow {
+fn vm(name: &str, state: VmState, run_state: Option<&str>) -> VmRow {
     VmRow {
         name: name.into(),
         target: format!("unix:/run/{name}.sock"),
-        state: state.into(),
+        state,
         version: Some("7.2.22".into()),
+        package: None,
         run_state: run_state.map(str::to_owned),
         clients: 1,
-        last_error: (state != "up").then(|| "cannot reach QMP".to_owned()),
+        last_error: (state != VmState::Up).then(|| "cannot reach QMP".to_owned()),
     }
 }
 
@@ -523,9 +525,15 @@ async fn the_vm_list_shows_its_props_and_asks_before_resetting() {
     };
     let props = props!(VmListProps {
         listing: Listing {
-            mode: "fleet".into(),
-            vms: vec![vm("web 1", "up", Some("running")), vm("db", "gone", None)],
-            problems: vec![("notes.txt".into(), "not a socket".into())],
+            mode: ListMode::Fleet,
+            vms: vec![
+                vm("web 1", VmState::Up, Some("running")),
+                vm("db", VmState::Gone, None)
+            ],
+            problems: vec![Problem {
+                name: "notes.txt".into(),
+                reason: "not a socket".into()
+            }],
         },
         error: Some(AttrValue::from("api/vms: HTTP 500")),
         page: Rc::new(page),

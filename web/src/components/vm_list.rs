@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use qmp::vm_list::{VmRow, VmState};
 use yew::prelude::*;
 
 use crate::components::QuickAction;
 use crate::endpoint::PageUrl;
-use crate::fleet::{Listing, VmRow};
+use crate::fleet::Listing;
 
 /// Where a row's last quick action stands: `Ok(text)` running or done, `Err(why)` failed.
 pub type ActionResult = Result<String, String>;
@@ -58,9 +59,9 @@ pub fn vm_list(props: &VmListProps) -> Html {
             </table>
             if !listing.problems.is_empty() {
                 <ul class="vm-problems">
-                    { for listing.problems.iter().map(|(name, reason)| html! {
-                        <li data-testid="vm-problem" data-name={name.clone()}>
-                            <code>{ name.clone() }</code>{ format!(": {reason}") }
+                    { for listing.problems.iter().map(|p| html! {
+                        <li data-testid="vm-problem" data-name={p.name.clone()}>
+                            <code>{ p.name.clone() }</code>{ format!(": {}", p.reason) }
                         </li>
                     }) }
                 </ul>
@@ -100,7 +101,7 @@ fn row(props: &RowProps) -> Html {
                 run.emit(action);
             }
         });
-        let disabled = vm.state != "up";
+        let disabled = vm.state != VmState::Up;
         html! {
             <button data-testid="vm-action" data-action={action.key()} {onclick} {disabled}>
                 { action.label() }
@@ -123,18 +124,18 @@ fn row(props: &RowProps) -> Html {
     });
     let run_state = vm.run_state.clone().unwrap_or_else(|| "–".into());
     html! {
-        <tr data-testid="vm-row" data-name={vm.name.clone()} class={classes!("vm-row", vm.state.clone())}>
+        <tr data-testid="vm-row" data-name={vm.name.clone()} class={classes!("vm-row", vm.state.as_str())}>
             <td>
                 <a data-testid="vm-open" href={props.href.clone()}>{ vm.name.clone() }</a>
                 <div class="muted mono">{ vm.target.clone() }</div>
             </td>
             <td>
-                <span data-testid="vm-state" class={classes!("vm-state", vm.state.clone())}
+                <span data-testid="vm-state" class={classes!("vm-state", vm.state.as_str())}
                       title={vm.last_error.clone().unwrap_or_default()}>
-                    { vm.state.clone() }
+                    { vm.state.as_str() }
                 </span>
                 if let Some(e) = &vm.last_error {
-                    if vm.state != "up" { <div class="muted">{ e.clone() }</div> }
+                    if vm.state != VmState::Up { <div class="muted">{ e.clone() }</div> }
                 }
             </td>
             <td><span data-testid="vm-run-state" class={classes!("vm-status", run_state.clone())}>{ run_state.clone() }</span></td>
