@@ -87,6 +87,16 @@ async fn domains_are_served_and_followed_live() -> testkit::Result<()> {
     blocking(move || virsh(&["resume", &name]).map(drop)).await?;
     ws.event("RESUME").await?;
 
+    // run-state commands go through libvirt's own API: libvirt knows why it is paused
+    let stopped = ws.execute("stop", None, json!("st")).await?;
+    assert!(stopped.get("return").is_some(), "{stopped}");
+    ws.event("STOP").await?;
+    let name = run_name.clone();
+    let why = blocking(move || virsh(&["domstate", "--reason", &name])).await?;
+    assert!(why.contains("paused (user)"), "{why}");
+    ws.execute("cont", None, json!("c")).await?;
+    ws.event("RESUME").await?;
+
     // started outside: up; undefined: gone from the list
     let off = blocking(move || off.start().map(|()| off)).await?;
     until(&addr, "the started domain up", |l| {

@@ -7,7 +7,9 @@
 //!   QMP connection, already negotiated; commands go through
 //!   `virDomainQemuMonitorCommand` (which refuses an `id`: the bridge keeps its own and
 //!   puts it back on the reply), one at a time in order, off the async workers; the
-//!   greeting is made from `query-version`, without `oob`.
+//!   greeting is made from `query-version`, without `oob`. Run-state commands (`stop`,
+//!   `cont`, `system_reset`, `system_powerdown`) become libvirt's own calls (suspend,
+//!   resume, reset, shutdown), so libvirt stays in charge of the state it keeps.
 //! - [`ffi`]: the event registrations the `virt` crate lacks.
 //!
 //! libvirt calls block: every call runs on tokio's blocking pool, and libvirt's event loop
@@ -255,9 +257,21 @@ async fn run_commands(
             continue;
         };
         let id = command.remove("id");
-        let reply = if command.get("execute") == Some(&json!("qmp_capabilities")) {
+        let execute = command
+            .get("execute")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let bare = command.get("arguments").is_none_or(|a| a == &json!({}));
+        let reply = if execute == "qmp_capabilities" {
             // libvirt negotiated the monitor already
             Ok(json!({"return": {}}).to_string())
+        } else if let Some(call) = lifecycle_call(execute).filter(|_| bare) {
+            let domain = domain.clone();
+            tokio::task::spawn_blocking(move || call(&domain))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+                .map(|()| json!({"return": {}}).to_string())
         } else {
             let (domain, text) = (domain.clone(), Value::Object(command).to_string());
             tokio::task::spawn_blocking(move || domain.qemu_monitor_command(&text, 0))
@@ -280,6 +294,18 @@ async fn run_commands(
         if inbound.send(Ok(message)).is_err() {
             return;
         }
+    }
+}
+
+/// The libvirt call that does what a run-state command asks, so that libvirt, which keeps
+/// the domain's state, does it (and knows why: `virsh domstate --reason` says `user`).
+fn lifecycle_call(execute: &str) -> Option<fn(&Domain) -> Result<(), virt::error::Error>> {
+    match execute {
+        "stop" => Some(|d| d.suspend().map(drop)),
+        "cont" => Some(|d| d.resume().map(drop)),
+        "system_reset" => Some(|d| d.reset().map(drop)),
+        "system_powerdown" => Some(|d| d.shutdown().map(drop)),
+        _ => None,
     }
 }
 
