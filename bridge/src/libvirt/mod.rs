@@ -297,9 +297,12 @@ async fn run_commands(
     }
 }
 
+/// A libvirt call on a domain.
+type LibvirtCall = fn(&Domain) -> Result<(), virt::error::Error>;
+
 /// The libvirt call that does what a run-state command asks, so that libvirt, which keeps
 /// the domain's state, does it (and knows why: `virsh domstate --reason` says `user`).
-fn lifecycle_call(execute: &str) -> Option<fn(&Domain) -> Result<(), virt::error::Error>> {
+fn lifecycle_call(execute: &str) -> Option<LibvirtCall> {
     match execute {
         "stop" => Some(|d| d.suspend().map(drop)),
         "cont" => Some(|d| d.resume().map(drop)),
