@@ -37,6 +37,11 @@ pub struct Cli {
     #[arg(long, value_name = "URI", num_args = 0..=1, default_missing_value = "qemu:///system")]
     pub libvirt: Vec<String>,
 
+    /// guarded: a libvirt domain runs queries, the run-state commands (done through
+    /// libvirt) and what --allow names; open: what any VM runs.
+    #[arg(long, value_enum, default_value = "guarded")]
+    pub libvirt_policy: LibvirtPolicy,
+
     /// shared: one QMP connection for all clients, each with its own session (default);
     /// relay: each client gets its own QMP connection (QEMU serves one at a time).
     #[arg(long, value_enum, default_value = "shared")]
@@ -149,6 +154,16 @@ pub struct Cli {
     /// Append one JSON line per command to this file (time, client, command, id, outcome).
     #[arg(long, value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
+}
+
+/// What libvirt domains may be sent (`--libvirt-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LibvirtPolicy {
+    /// Queries, the run-state commands (through libvirt's API), and what `--allow` names:
+    /// nothing that changes the domain behind libvirt's back.
+    Guarded,
+    /// The same rules as any VM.
+    Open,
 }
 
 /// A `--qmp` value: a target with an optional name.
@@ -338,6 +353,7 @@ impl Cli {
             read_only: self.read_only,
             allow: self.allow,
             deny: self.deny,
+            guarded: false,
         };
         Ok(Config {
             serving,
@@ -358,6 +374,7 @@ impl Cli {
                 ping_interval: self.ping_interval,
                 idle_timeout: self.idle_timeout,
                 audit,
+                libvirt_guarded: self.libvirt_policy == LibvirtPolicy::Guarded,
             },
             ui,
             tls,

@@ -260,19 +260,20 @@ impl Fleet {
     /// Starts serving a VM: its settings, counters and multiplexer, which runs until the
     /// bridge shuts down or the VM is retired (or dropped).
     fn start(&self, name: String, target: QmpTarget, path: Option<PathBuf>) -> Arc<Vm> {
-        self.start_on(name, target, path, None, SocketMonitor::of)
+        let settings = self.base.for_vm(&name, target);
+        self.start_on(settings, path, None, SocketMonitor::of)
     }
 
     /// [`Fleet::start`] on any [`Monitor`]; `domain_active` for a libvirt domain.
     fn start_on<M: Monitor>(
         &self,
-        name: String,
-        target: QmpTarget,
+        settings: Settings,
         path: Option<PathBuf>,
         domain_active: Option<bool>,
         monitor: impl FnOnce(&Settings) -> M,
     ) -> Arc<Vm> {
-        let settings = Arc::new(self.base.for_vm(&name, target));
+        let name = settings.vm.clone();
+        let settings = Arc::new(settings);
         let monitor = monitor(&settings);
         let metrics = Arc::new(VmMetrics::default());
         let (stop, stopped) = watch::channel(false);
@@ -320,7 +321,9 @@ impl Fleet {
             uri: monitor.host.uri.clone(),
             domain: monitor.domain.clone(),
         };
-        let vm = self.start_on(name.clone(), target, None, Some(active), |_| monitor);
+        let mut settings = self.base.for_vm(&name, target);
+        settings.policy.guarded = self.base.libvirt_guarded;
+        let vm = self.start_on(settings, None, Some(active), |_| monitor);
         vms.insert(name, vm);
     }
 

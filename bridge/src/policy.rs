@@ -21,6 +21,18 @@
 use qmp::ClientFrame;
 use wildmatch::WildMatch;
 
+/// What a guarded libvirt domain runs besides queries: the run-state commands (which the
+/// bridge turns into libvirt's own calls) and the screen's, which libvirt does not track.
+pub const GUARDED_EXTRAS: &[&str] = &[
+    "stop",
+    "cont",
+    "system_reset",
+    "system_powerdown",
+    "screendump",
+    "send-key",
+    "input-send-event",
+];
+
 /// The command that runs HMP lines.
 const HMP: &str = "human-monitor-command";
 
@@ -38,6 +50,9 @@ const READ_ONLY_EXTRAS: &[&str] = &[
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     pub read_only: bool,
+    /// A libvirt domain under `--libvirt-policy guarded`: besides queries, only what
+    /// leaves libvirt in charge ([`GUARDED_EXTRAS`]) and what an `--allow` rule names.
+    pub guarded: bool,
     /// When non-empty, a command must match one of these.
     pub allow: Vec<String>,
     /// A command matching one of these is refused (deny wins over allow).
@@ -69,6 +84,7 @@ impl Policy {
         };
         Policy {
             read_only: self.read_only,
+            guarded: self.guarded,
             allow: pick(&self.allow),
             deny: pick(&self.deny),
         }
@@ -76,7 +92,7 @@ impl Policy {
 
     /// True when the policy refuses nothing.
     pub fn is_open(&self) -> bool {
-        !self.read_only && self.allow.is_empty() && self.deny.is_empty()
+        !self.read_only && !self.guarded && self.allow.is_empty() && self.deny.is_empty()
     }
 
     /// Why `name` is refused, if it is.
@@ -92,6 +108,16 @@ impl Policy {
         }
         if !self.allow.is_empty() && !self.allow.iter().any(|g| glob_match(g, name)) {
             return Some(format!("'{name}' matches no --allow pattern"));
+        }
+        if self.guarded
+            && !is_read_only(name)
+            && !GUARDED_EXTRAS.contains(&name)
+            && !self.allow.iter().any(|g| g == name)
+        {
+            return Some(format!(
+                "'{name}' would change this libvirt domain behind libvirt's back \
+                 (--libvirt-policy guarded; --allow {name} or --libvirt-policy open permits it)"
+            ));
         }
         if name == HMP && !self.allow.iter().any(|g| g == HMP) {
             return Some(format!(
@@ -167,6 +193,43 @@ mod tests {
             .contains("--read-only"));
         assert!(p.check(&frame(r#"{"execute": "human-monitor-command", "arguments": {"command-line": "info status"}}"#)).is_err());
         assert!(p.check(&frame(r#"{"exec-oob": "migrate-pause"}"#)).is_err());
+    }
+
+    #[test]
+    fn a_guarded_libvirt_domain_runs_queries_and_run_state_commands_only() {
+        let p = Policy {
+            guarded: true,
+            ..Policy::default()
+        };
+        assert!(!p.is_open());
+        for ok in ["query-status", "qom-get", "stop", "cont", "system_reset"] {
+            assert!(
+                p.check(&frame(&format!(r#"{{"execute": "{ok}"}}"#)))
+                    .is_ok(),
+                "{ok}"
+            );
+        }
+        for refused in [
+            "device_del",
+            "quit",
+            "migrate",
+            "human-monitor-command",
+            "blockdev-add",
+        ] {
+            let why = p
+                .check(&frame(&format!(r#"{{"execute": "{refused}"}}"#)))
+                .unwrap_err();
+            assert!(why.contains("behind libvirt's back"), "{refused}: {why}");
+        }
+        let allowed = Policy {
+            guarded: true,
+            allow: vec!["query-*".into(), "device_del".into()],
+            ..Policy::default()
+        };
+        assert!(allowed
+            .check(&frame(r#"{"execute": "device_del"}"#))
+            .is_ok());
+        assert!(allowed.check(&frame(r#"{"execute": "quit"}"#)).is_err());
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Limits {
     pub policy: Policy,
     /// Where each command and its outcome is recorded.
     pub audit: Option<Arc<AuditLog>>,
+    /// libvirt domains are served under a guarded policy (`--libvirt-policy guarded`).
+    pub libvirt_guarded: bool,
 }
 
 impl Limits {

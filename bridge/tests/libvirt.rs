@@ -46,7 +46,10 @@ async fn domains_are_served_and_followed_live() -> testkit::Result<()> {
     blocking(ensure_daemon).await?;
     let running = blocking(|| TestDomain::running("run")).await?;
     let off = blocking(|| TestDomain::define("off")).await?;
-    let bridge = common::start_with(common::libvirt(common::limits(), &[URI])).await;
+    // HMP allowed by name, as an admin would to let HMP through the guarded default
+    let mut limits = common::limits();
+    limits.policy.allow = vec!["*".into(), "human-monitor-command".into()];
+    let bridge = common::start_with(common::libvirt(limits, &[URI])).await;
     let addr = bridge.addr.to_string();
     let (run_name, off_name) = (running.name.clone(), off.name.clone());
 
@@ -71,7 +74,7 @@ async fn domains_are_served_and_followed_live() -> testkit::Result<()> {
         hmp["return"].as_str().unwrap_or("").contains("running"),
         "{hmp}"
     );
-    let missing = ws.execute("no-such-command", None, json!(7)).await?;
+    let missing = ws.execute("query-no-such-thing", None, json!(7)).await?;
     assert_eq!(
         missing["error"]["class"],
         json!("CommandNotFound"),
@@ -96,6 +99,13 @@ async fn domains_are_served_and_followed_live() -> testkit::Result<()> {
     assert!(why.contains("paused (user)"), "{why}");
     ws.execute("cont", None, json!("c")).await?;
     ws.event("RESUME").await?;
+
+    // guarded by default: nothing that changes the domain behind libvirt's back
+    let refused = ws
+        .execute("device_del", Some(json!({"id": "x"})), json!("d"))
+        .await?;
+    let desc = refused["error"]["desc"].as_str().unwrap_or("");
+    assert!(desc.contains("behind libvirt's back"), "{refused}");
 
     // started outside: up; undefined: gone from the list
     let off = blocking(move || off.start().map(|()| off)).await?;

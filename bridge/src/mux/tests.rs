@@ -108,6 +108,7 @@ fn settings(command_timeout: Duration) -> Arc<Settings> {
         idle_timeout: None,
         policy: Policy::default(),
         audit: None,
+        libvirt_guarded: true,
     };
     Arc::new(limits.for_vm("vm", "unix:/fake".parse().unwrap()))
 }

@@ -42,6 +42,7 @@ pub fn limits() -> Limits {
         idle_timeout: None,
         policy: Policy::default(),
         audit: None,
+        libvirt_guarded: true,
     }
 }
 
