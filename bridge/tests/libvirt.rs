@@ -125,3 +125,31 @@ async fn domains_are_served_and_followed_live() -> testkit::Result<()> {
     drop(off);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_uris_show_their_domains_apart() -> testkit::Result<()> {
+    blocking(ensure_daemon).await?;
+    let domain = blocking(|| TestDomain::running("two")).await?;
+    // the same host opened twice stands for two hosts: each URI's domains get its name
+    let config = common::libvirt(common::limits(), &[URI, "qemu:///system?x=2"]);
+    let bridge = common::start_with(config).await;
+    let addr = bridge.addr.to_string();
+    let (first, second) = (
+        format!("local.{}", domain.name),
+        format!("local2.{}", domain.name),
+    );
+    until(&addr, "the domain under both hosts' names", |l| {
+        state(l, &first).as_deref() == Some("up") && state(l, &second).as_deref() == Some("up")
+    })
+    .await?;
+    for name in [&first, &second] {
+        let mut ws = QmpWs::open(&format!("ws://{addr}/ws/{name}")).await?;
+        let status = ws.execute("query-status", None, json!(name)).await?;
+        assert_eq!(status["return"]["running"], json!(true), "{status}");
+    }
+    blocking(move || {
+        drop(domain);
+        Ok(())
+    })
+    .await
+}
