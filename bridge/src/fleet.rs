@@ -44,6 +44,9 @@ pub struct Vm {
     gone: Mutex<Option<(Instant, String)>>,
     /// A libvirt domain: whether it runs (libvirt's lifecycle events keep this current).
     pub domain_active: Option<AtomicBool>,
+    /// A libvirt domain: the way to it, for what goes through libvirt's own API.
+    #[cfg(feature = "libvirt")]
+    pub domain: Option<crate::libvirt::DomainMonitor>,
     /// Flipped (or dropped) to stop the multiplexer.
     retire: watch::Sender<bool>,
 }
@@ -105,6 +108,7 @@ impl Vm {
             run_state: if gone.is_some() { None } else { up.run_state },
             clients: self.metrics.sessions.load(Ordering::Relaxed),
             last_error: gone.map(|(_, why)| Some(why)).unwrap_or(up.last_error),
+            managed_by: self.domain_active.as_ref().map(|_| "libvirt".to_owned()),
         }
     }
 }
@@ -296,6 +300,8 @@ impl Fleet {
             path,
             gone: Mutex::new(None),
             domain_active: domain_active.map(AtomicBool::new),
+            #[cfg(feature = "libvirt")]
+            domain: None,
             retire,
         })
     }
@@ -323,7 +329,11 @@ impl Fleet {
         };
         let mut settings = self.base.for_vm(&name, target);
         settings.policy.guarded = self.base.libvirt_guarded;
-        let vm = self.start_on(settings, None, Some(active), |_| monitor);
+        let domain = monitor.clone();
+        let mut vm = self.start_on(settings, None, Some(active), |_| monitor);
+        if let Some(vm) = Arc::get_mut(&mut vm) {
+            vm.domain = Some(domain);
+        }
         vms.insert(name, vm);
     }
 

@@ -22,8 +22,10 @@ use qmp::ClientFrame;
 use wildmatch::WildMatch;
 
 /// What a guarded libvirt domain runs besides queries: the run-state commands (which the
-/// bridge turns into libvirt's own calls) and the screen's, which libvirt does not track.
+/// bridge turns into libvirt's own calls; `start` is the VM list's start of a shut-off
+/// domain) and the screen's, which libvirt does not track.
 pub const GUARDED_EXTRAS: &[&str] = &[
+    "start",
     "stop",
     "cont",
     "system_reset",

@@ -25,7 +25,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use futures_util::StreamExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -282,6 +282,7 @@ fn router(state: AppState) -> Router {
         .route("/ws/{name}", get(websocket_named))
         .route("/vm/{name}", get(vm_page))
         .route("/api/vms", get(api_vms))
+        .route("/api/vms/{name}/start", post(start_vm))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(get(ui_file))
@@ -390,6 +391,7 @@ async fn api_vms(State(state): State<AppState>, uri: Uri, headers: HeaderMap) ->
                     run_state: None,
                     clients: 0,
                     last_error: None,
+                    managed_by: None,
                 })
                 .collect(),
             problems: Vec::new(),
@@ -404,6 +406,72 @@ async fn api_vms(State(state): State<AppState>, uri: Uri, headers: HeaderMap) ->
         body,
     )
         .into_response()
+}
+
+/// Starts a shut-off libvirt domain (the VM list's Start): behind the token and Origin
+/// checks, allowed by the policy as the command `start`, recorded in the audit log. The
+/// answer is QMP-shaped: `{"return": {}}`, or `{"error": {"class", "desc"}}`.
+async fn start_vm(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refusal) = state.config.gate.admit(&uri, &headers) {
+        return refused(refusal);
+    }
+    let answer = |status: StatusCode, class: &str, desc: &str| {
+        let body = match class {
+            "" => serde_json::json!({"return": {}}),
+            _ => serde_json::json!({"error": {"class": class, "desc": desc}}),
+        };
+        let json = (axum::http::header::CONTENT_TYPE, "application/json");
+        (status, [json], body.to_string()).into_response()
+    };
+    let Some(vm) = state.fleet.as_ref().and_then(|f| f.get(&name)) else {
+        let desc = format!("no VM named {name:?}");
+        return answer(StatusCode::NOT_FOUND, "DeviceNotFound", &desc);
+    };
+    let record = |outcome: crate::audit::Outcome| {
+        if let Some(log) = &vm.settings.audit {
+            log.record(crate::audit::Entry {
+                vm: &vm.name,
+                client: &peer.to_string(),
+                command: "start",
+                id: None,
+                outcome,
+            });
+        }
+    };
+    let start = qmp::parse_client_frame(r#"{"execute": "start"}"#);
+    if let Some(why) = start.ok().and_then(|f| vm.settings.policy.check(&f).err()) {
+        record(crate::audit::Outcome::Refused(why.clone()));
+        let desc = format!("refused by qmp-bridge policy: {why}");
+        return answer(StatusCode::FORBIDDEN, "GenericError", &desc);
+    }
+    #[cfg(feature = "libvirt")]
+    if let Some(domain) = vm.domain.clone() {
+        let started = tokio::task::spawn_blocking(move || domain.start())
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        return match started {
+            Ok(()) => {
+                record(crate::audit::Outcome::Ok);
+                answer(StatusCode::OK, "", "")
+            }
+            Err(why) => {
+                record(crate::audit::Outcome::Error("GenericError".into()));
+                answer(
+                    StatusCode::CONFLICT,
+                    "GenericError",
+                    &format!("libvirt: {why}"),
+                )
+            }
+        };
+    }
+    let desc = format!("{name} is not a libvirt domain: start QEMU itself");
+    answer(StatusCode::CONFLICT, "GenericError", &desc)
 }
 
 /// Prometheus text format.

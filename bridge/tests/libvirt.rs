@@ -107,12 +107,30 @@ async fn domains_are_served_and_followed_live() -> testkit::Result<()> {
     let desc = refused["error"]["desc"].as_str().unwrap_or("");
     assert!(desc.contains("behind libvirt's back"), "{refused}");
 
-    // started outside: up; undefined: gone from the list
-    let off = blocking(move || off.start().map(|()| off)).await?;
+    // a shut-off domain is started through libvirt from the list's endpoint
+    let list = vms(&addr)?;
+    let row = list["vms"]
+        .as_array()
+        .and_then(|v| v.iter().find(|r| r["name"] == off_name));
+    assert_eq!(
+        row.map(|r| r["managed_by"].clone()),
+        Some(json!("libvirt")),
+        "{list}"
+    );
+    let started = testkit::http::post(&addr, &format!("/api/vms/{off_name}/start"), &[])?;
+    assert_eq!(started.status, 200, "{}", started.text());
+    assert_eq!(started.text(), r#"{"return":{}}"#);
+    let again = testkit::http::post(&addr, &format!("/api/vms/{off_name}/start"), &[])?;
+    assert_eq!(again.status, 409, "already running: {}", again.text());
     until(&addr, "the started domain up", |l| {
         state(l, &off_name).as_deref() == Some("up")
     })
     .await?;
+    let off = blocking(move || off.state().map(|s| (s, off))).await?;
+    assert_eq!(off.0, "running");
+    let off = off.1;
+
+    // undefined outside: gone from the list
     blocking(move || {
         drop(running);
         Ok(())
@@ -152,4 +170,25 @@ async fn two_uris_show_their_domains_apart() -> testkit::Result<()> {
         Ok(())
     })
     .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_bridge_starts_nothing() -> testkit::Result<()> {
+    blocking(ensure_daemon).await?;
+    let off = blocking(|| TestDomain::define("ro")).await?;
+    let mut limits = common::limits();
+    limits.policy.read_only = true;
+    let bridge = common::start_with(common::libvirt(limits, &[URI])).await;
+    let addr = bridge.addr.to_string();
+    let name = off.name.clone();
+    until(&addr, "the domain off", |l| {
+        state(l, &name).as_deref() == Some("off")
+    })
+    .await?;
+    let refused = testkit::http::post(&addr, &format!("/api/vms/{name}/start"), &[])?;
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert!(refused.text().contains("--read-only"), "{}", refused.text());
+    let off = blocking(move || off.state().map(|s| (s, off))).await?;
+    assert_eq!(off.0, "shut off");
+    Ok(())
 }

@@ -44,6 +44,10 @@ pub struct VmRow {
     pub clients: i64,
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Who manages the VM when something other than its QMP does (`libvirt`): its
+    /// lifecycle goes through that manager.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<String>,
 }
 
 /// Where a VM's QMP connection is.

@@ -29,9 +29,20 @@ impl HttpResponse {
 
 /// GETs `path` from `addr` (`HOST:PORT`) with extra `headers`.
 pub fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> Result<HttpResponse> {
+    request("GET", addr, path, headers)
+}
+
+/// POSTs to `path` on `addr` with an empty body and extra `headers`.
+pub fn post(addr: &str, path: &str, headers: &[(&str, &str)]) -> Result<HttpResponse> {
+    request("POST", addr, path, headers)
+}
+
+fn request(method: &str, addr: &str, path: &str, headers: &[(&str, &str)]) -> Result<HttpResponse> {
     let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }

@@ -502,6 +502,7 @@ async fn destructive_actions_ask_in_the_page() {
 
 fn vm(name: &str, state: VmState, run_state: Option<&str>) -> VmRow {
     VmRow {
+        managed_by: None,
         name: name.into(),
         target: format!("unix:/run/{name}.sock"),
         state,

@@ -193,6 +193,18 @@ fn greeting(version_reply: &str) -> Result<String, String> {
     Ok(json!({"QMP": {"version": version, "capabilities": []}}).to_string())
 }
 
+impl DomainMonitor {
+    /// Starts the shut-off domain (`virsh start`). Blocking.
+    pub fn start(&self) -> Result<(), String> {
+        let domain = self
+            .host
+            .conn
+            .lookup_domain_by_name(&self.domain)
+            .map_err(|e| e.to_string())?;
+        domain.create().map(drop).map_err(|e| e.to_string())
+    }
+}
+
 impl Monitor for DomainMonitor {
     type Conn = DomainConn;
 
