@@ -1,7 +1,8 @@
 //! The web UI over HTTP: embedded at build time (see `build.rs`), or read from `--ui-dir`.
 //!
-//! A request for `x` is answered with `x.gz` when the browser accepts gzip and that file
-//! exists (the web build writes both), with the right content type (`application/wasm` for
+//! A request for `x` is answered with `x.br` when the browser accepts brotli, else `x.gz`
+//! when it accepts gzip, when that file exists (the web build writes all three), with the
+//! right content type (`application/wasm` for
 //! the module) and `Vary: Accept-Encoding`. The server adds the headers every response
 //! carries (no framing, no referrer, no sniffing).
 //!
@@ -56,18 +57,20 @@ impl Ui {
         let Some(path) = clean_path(path) else {
             return (StatusCode::NOT_FOUND, "not found\n").into_response();
         };
-        let gzip_ok = accepts_gzip(request_headers);
         let mut found = None;
-        if gzip_ok {
-            found = self.read(&format!("{path}.gz")).await.map(|b| (b, true));
+        for (encoding, suffix) in [("br", ".br"), ("gzip", ".gz")] {
+            if found.is_none() && accepts(request_headers, encoding) {
+                let file = format!("{path}{suffix}");
+                found = self.read(&file).await.map(|b| (b, Some(encoding)));
+            }
         }
         if found.is_none() {
-            found = self.read(&path).await.map(|b| (b, false));
+            found = self.read(&path).await.map(|b| (b, None));
         }
-        let (body, gzipped) = match found {
+        let (body, encoding) = match found {
             Some(f) => f,
             None if path == "index.html" && matches!(self, Ui::Embedded) => {
-                (Cow::Borrowed(NOT_BUILT.as_bytes()), false)
+                (Cow::Borrowed(NOT_BUILT.as_bytes()), None)
             }
             None => return (StatusCode::NOT_FOUND, "not found\n").into_response(),
         };
@@ -79,8 +82,8 @@ impl Ui {
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-        if gzipped {
-            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        if let Some(encoding) = encoding {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
         }
         response
     }
@@ -98,7 +101,8 @@ fn clean_path(path: &str) -> Option<String> {
     ok.then(|| path.to_owned())
 }
 
-fn accepts_gzip(headers: &HeaderMap) -> bool {
+/// Whether the request's `Accept-Encoding` takes `encoding` (or `*`), not at `q=0`.
+fn accepts(headers: &HeaderMap, encoding: &str) -> bool {
     headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
@@ -108,7 +112,7 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
             let mut parts = enc.split(';');
             let name = parts.next().unwrap_or("").trim();
             let refused = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+            (name.eq_ignore_ascii_case(encoding) || name == "*") && !refused
         })
 }
 
@@ -147,9 +151,11 @@ mod tests {
     }
 
     #[test]
-    fn gzip_negotiation() {
+    fn encoding_negotiation() {
+        let accepts_gzip = |h: &HeaderMap| accepts(h, "gzip");
         let mut h = HeaderMap::new();
         assert!(!accepts_gzip(&h));
+        assert!(!accepts(&h, "br"));
         h.insert(
             header::ACCEPT_ENCODING,
             HeaderValue::from_static("br, gzip;q=0.8"),
@@ -160,6 +166,12 @@ mod tests {
             HeaderValue::from_static("gzip;q=0, br"),
         );
         assert!(!accepts_gzip(&h));
+        assert!(accepts(&h, "br"));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip, deflate"),
+        );
+        assert!(!accepts(&h, "br"));
     }
 
     #[test]

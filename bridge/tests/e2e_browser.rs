@@ -1,5 +1,6 @@
 //! End to end: headless Chromium opens the page a real `qmp-bridge` serves, pointed at a
-//! real QEMU; the app mounts, performs the QMP handshake and shows QEMU's greeting.
+//! real QEMU; the app mounts, performs the QMP handshake and shows QEMU's greeting; the
+//! module is served compressed as the browser accepts.
 
 use std::path::Path;
 use std::time::Duration;
@@ -43,5 +44,25 @@ async fn page_performs_handshake_and_shows_the_greeting() -> testkit::Result<()>
         "greeting {greeting:?} does not show QEMU {version}"
     );
     page.assert_no_errors();
+
+    // the module Chromium ran went brotli-compressed (the build's .br), gzip to those
+    // that take only gzip, whole to the rest
+    for (accept, encoding) in [
+        ("gzip, deflate, br", Some("br")),
+        ("gzip", Some("gzip")),
+        ("identity", None),
+    ] {
+        let r = testkit::http::get(
+            &bridge.addr,
+            "/qmp_web_bg.wasm",
+            &[("Accept-Encoding", accept)],
+        )?;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-encoding"), encoding, "{accept}");
+        assert_eq!(r.header("content-type"), Some("application/wasm"));
+        if encoding.is_none() {
+            assert!(r.body.starts_with(b"\0asm"), "a wasm module");
+        }
+    }
     Ok(())
 }
