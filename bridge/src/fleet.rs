@@ -107,7 +107,11 @@ impl Vm {
             package: greeting.as_ref().map(|g| g.package.clone()),
             run_state: if gone.is_some() { None } else { up.run_state },
             clients: self.metrics.sessions.load(Ordering::Relaxed),
-            last_error: gone.map(|(_, why)| Some(why)).unwrap_or(up.last_error),
+            // (a shut-off domain's failed connects say nothing "off" does not)
+            last_error: match self.state() {
+                VmState::Off => None,
+                _ => gone.map(|(_, why)| Some(why)).unwrap_or(up.last_error),
+            },
             managed_by: self.domain_active.as_ref().map(|_| "libvirt".to_owned()),
         }
     }

@@ -68,6 +68,16 @@ impl PageUrl {
         )
     }
 
+    /// Where VM `name` (a shut-off libvirt domain) is started: `POST` there.
+    pub fn start_url(&self, name: &str) -> String {
+        let folder = self.location().0;
+        format!(
+            "{folder}api/vms/{}/start{}",
+            percent_encode(name),
+            self.search
+        )
+    }
+
     fn vm_page_path(&self, name: &str) -> String {
         vm_page_path(&self.location().0, name)
     }

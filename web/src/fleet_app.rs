@@ -31,6 +31,7 @@ pub fn fleet_app(props: &FleetAppProps) -> Html {
     let actions = use_vm_actions(props.page.clone(), names);
     html! {
         <VmList listing={polled.listing} error={polled.error.map(AttrValue::from)}
-                page={props.page.clone()} results={actions.results} on_action={actions.run} />
+                page={props.page.clone()} results={actions.results} on_action={actions.run}
+                on_start={actions.start} />
     }
 }

@@ -31,6 +31,9 @@ pub struct VmListProps {
     /// Run a quick action on the VM named (after the row's confirmation, if it asks).
     #[prop_or_default]
     pub on_action: Callback<(String, QuickAction)>,
+    /// Start the shut-off VM named (a libvirt domain).
+    #[prop_or_default]
+    pub on_start: Callback<String>,
 }
 
 #[function_component(VmList)]
@@ -53,7 +56,8 @@ pub fn vm_list(props: &VmListProps) -> Html {
                 <tbody>
                     { for listing.vms.iter().map(|vm| html! {
                         <Row key={vm.name.clone()} vm={vm.clone()} href={props.page.vm_page_href(&vm.name)}
-                             result={props.results.get(&vm.name).cloned()} on_action={props.on_action.clone()} />
+                             result={props.results.get(&vm.name).cloned()} on_action={props.on_action.clone()}
+                             on_start={props.on_start.clone()} />
                     }) }
                 </tbody>
             </table>
@@ -77,6 +81,7 @@ struct RowProps {
     href: String,
     result: Option<ActionResult>,
     on_action: Callback<(String, QuickAction)>,
+    on_start: Callback<String>,
 }
 
 #[function_component(Row)]
@@ -122,11 +127,23 @@ fn row(props: &RowProps) -> Html {
             </span>
         }
     });
+    // a shut-off libvirt domain starts through libvirt
+    let start = (vm.state == VmState::Off).then(|| {
+        let (on_start, name) = (props.on_start.clone(), vm.name.clone());
+        let onclick = Callback::from(move |_| on_start.emit(name.clone()));
+        html! { <button data-testid="vm-start" {onclick}>{ "Start" }</button> }
+    });
     let run_state = vm.run_state.clone().unwrap_or_else(|| "–".into());
     html! {
         <tr data-testid="vm-row" data-name={vm.name.clone()} class={classes!("vm-row", vm.state.as_str())}>
             <td>
                 <a data-testid="vm-open" href={props.href.clone()}>{ vm.name.clone() }</a>
+                if let Some(manager) = &vm.managed_by {
+                    <span data-testid="vm-managed" class="vm-managed"
+                          title={format!("{manager} manages this VM: its lifecycle goes through {manager}")}>
+                        { manager.clone() }
+                    </span>
+                }
                 <div class="muted mono">{ vm.target.clone() }</div>
             </td>
             <td>
@@ -142,6 +159,7 @@ fn row(props: &RowProps) -> Html {
             <td data-testid="vm-version">{ vm.version.clone().unwrap_or_default() }</td>
             <td data-testid="vm-clients">{ vm.clients }</td>
             <td class="vm-actions">
+                { for start }
                 { for buttons }
                 { for confirm }
                 if let Some(r) = &props.result {

@@ -46,6 +46,8 @@ pub struct VmActions {
     pub results: HashMap<String, ActionResult>,
     /// Runs `action` on the VM named.
     pub run: Callback<(String, QuickAction)>,
+    /// Starts the shut-off VM named (a libvirt domain), through the bridge's endpoint.
+    pub start: Callback<String>,
 }
 
 /// The running exchanges' sockets, by VM name, each with the run it belongs to.
@@ -67,50 +69,67 @@ pub fn use_vm_actions(page: Rc<PageUrl>, names: Vec<String>) -> VmActions {
     }
     let run = {
         let results = results.dispatcher();
-        use_callback(page, move |(name, action): (String, QuickAction), page| {
-            let run = {
-                let mut runs = runs.borrow_mut();
-                *runs += 1;
-                *runs
-            };
-            let on_input = {
-                let (results, sockets, name) = (results.clone(), sockets.clone(), name.clone());
-                let shot = RefCell::new(OneShot::new(action.command()));
-                Callback::from(move |input| {
-                    let step = shot.borrow_mut().step(input);
-                    if let Some((_, s)) = sockets.borrow().get(&name) {
-                        for frame in &step.send {
-                            let _ = s.send(frame);
-                        }
-                    }
-                    if let Some(done) = step.done {
-                        let done = done.map(|()| format!("{}: done", action.label()));
-                        results.dispatch(Change::Set(name.clone(), done));
-                        // not from inside the socket's own callback
-                        let (sockets, name) = (sockets.clone(), name.clone());
-                        wasm_bindgen_futures::spawn_local(async move {
-                            let mut sockets = sockets.borrow_mut();
-                            if sockets.get(&name).is_some_and(|(r, _)| *r == run) {
-                                sockets.remove(&name);
+        use_callback(
+            page.clone(),
+            move |(name, action): (String, QuickAction), page| {
+                let run = {
+                    let mut runs = runs.borrow_mut();
+                    *runs += 1;
+                    *runs
+                };
+                let on_input = {
+                    let (results, sockets, name) = (results.clone(), sockets.clone(), name.clone());
+                    let shot = RefCell::new(OneShot::new(action.command()));
+                    Callback::from(move |input| {
+                        let step = shot.borrow_mut().step(input);
+                        if let Some((_, s)) = sockets.borrow().get(&name) {
+                            for frame in &step.send {
+                                let _ = s.send(frame);
                             }
-                        });
+                        }
+                        if let Some(done) = step.done {
+                            let done = done.map(|()| format!("{}: done", action.label()));
+                            results.dispatch(Change::Set(name.clone(), done));
+                            // not from inside the socket's own callback
+                            let (sockets, name) = (sockets.clone(), name.clone());
+                            wasm_bindgen_futures::spawn_local(async move {
+                                let mut sockets = sockets.borrow_mut();
+                                if sockets.get(&name).is_some_and(|(r, _)| *r == run) {
+                                    sockets.remove(&name);
+                                }
+                            });
+                        }
+                    })
+                };
+                results.dispatch(Change::Set(
+                    name.clone(),
+                    Ok(format!("{}…", action.label())),
+                ));
+                match Socket::open(&page.vm_websocket_url(&name), on_input) {
+                    Ok(s) => {
+                        sockets.borrow_mut().insert(name, (run, s));
                     }
-                })
-            };
-            results.dispatch(Change::Set(
-                name.clone(),
-                Ok(format!("{}…", action.label())),
-            ));
-            match Socket::open(&page.vm_websocket_url(&name), on_input) {
-                Ok(s) => {
-                    sockets.borrow_mut().insert(name, (run, s));
+                    Err(e) => results.dispatch(Change::Set(name, Err(e))),
                 }
-                Err(e) => results.dispatch(Change::Set(name, Err(e))),
-            }
+            },
+        )
+    };
+    let start = {
+        let results = results.dispatcher();
+        use_callback(page, move |name: String, page| {
+            let (results, url) = (results.clone(), page.start_url(&name));
+            results.dispatch(Change::Set(name.clone(), Ok("Start…".into())));
+            wasm_bindgen_futures::spawn_local(async move {
+                let done = crate::fetch::post_text(&url)
+                    .await
+                    .map(|_| "Start: done".to_owned());
+                results.dispatch(Change::Set(name, done));
+            });
         })
     };
     VmActions {
         results: results.0.clone(),
         run,
+        start,
     }
 }
