@@ -92,10 +92,21 @@ fn serves_assets_with_types_and_gzip() -> testkit::Result<()> {
     assert_eq!(plain.header("content-encoding"), None);
     assert_eq!(&plain.body[..4], b"\0asm");
 
-    let gz = http::get(
+    let br = http::get(
         &bridge.addr,
         "/qmp_web_bg.wasm",
         &[("Accept-Encoding", "gzip, br")],
+    )?;
+    assert_eq!(
+        br.header("content-encoding"),
+        Some("br"),
+        "brotli preferred"
+    );
+    assert!(br.body.len() < plain.body.len() / 2);
+    let gz = http::get(
+        &bridge.addr,
+        "/qmp_web_bg.wasm",
+        &[("Accept-Encoding", "gzip")],
     )?;
     assert_eq!(gz.header("content-encoding"), Some("gzip"));
     assert_eq!(gz.header("content-type"), Some("application/wasm"));
