@@ -343,12 +343,14 @@ impl Fleet {
 
     /// A libvirt domain started or stopped.
     pub fn set_domain_active(&self, name: &str, active: bool) {
-        if let Some(flag) = self
-            .get(name)
-            .as_ref()
-            .and_then(|vm| vm.domain_active.as_ref())
-        {
+        let Some(vm) = self.get(name) else {
+            return;
+        };
+        if let Some(flag) = &vm.domain_active {
             flag.store(active, Ordering::Relaxed);
+        }
+        if active {
+            vm.mux.wake(); // connect now, not at the end of the backoff
         }
     }
 

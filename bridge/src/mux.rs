@@ -133,6 +133,8 @@ struct AttachRequest {
 pub struct Mux {
     requests: mpsc::Sender<AttachRequest>,
     state: watch::Receiver<MonitorState>,
+    /// Cuts a reconnect's backoff short.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for AttachRequest {
@@ -161,15 +163,23 @@ impl Mux {
     ) -> Mux {
         let (requests, requests_rx) = mpsc::channel(64);
         let (state_tx, state) = watch::channel(MonitorState::default());
-        tokio::spawn(actor(
-            monitor,
-            settings,
-            metrics,
-            requests_rx,
-            state_tx,
-            shutdown,
-        ));
-        Mux { requests, state }
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let woken = wake.clone();
+        tokio::spawn(async move {
+            let channels = (requests_rx, state_tx, shutdown);
+            actor(monitor, settings, metrics, channels, woken).await
+        });
+        Mux {
+            requests,
+            state,
+            wake,
+        }
+    }
+
+    /// Tries to connect now rather than at the end of the backoff (the monitor is known to
+    /// be back: a libvirt domain started).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// The upstream's state now.
@@ -190,13 +200,20 @@ impl Mux {
     }
 }
 
+/// What the actor is reached through: clients attaching, the state it publishes, the
+/// bridge's shutdown.
+type Channels = (
+    mpsc::Receiver<AttachRequest>,
+    watch::Sender<MonitorState>,
+    watch::Receiver<bool>,
+);
+
 async fn actor<M: Monitor>(
     monitor: M,
     settings: Arc<Settings>,
     metrics: Arc<VmMetrics>,
-    mut requests: mpsc::Receiver<AttachRequest>,
-    state: watch::Sender<MonitorState>,
-    mut shutdown: watch::Receiver<bool>,
+    (mut requests, state, mut shutdown): Channels,
+    wake: Arc<tokio::sync::Notify>,
 ) {
     let target = monitor.describe();
     let mut backoff = Duration::from_millis(100);
@@ -254,6 +271,7 @@ async fn actor<M: Monitor>(
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => break,
+                _ = wake.notified() => break,
                 _ = shutdown.changed() => return,
                 Some(req) = requests.recv() => {
                     let _ = req.reply.send(Err(Ending::Unavailable {

@@ -278,3 +278,26 @@ async fn clients_are_told_while_qemu_is_unreachable() {
     assert!(ending.to_string().contains("keeps retrying"), "{ending}");
     assert_eq!(h.mux.state().fault, Some(Fault::Unreachable));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_wake_cuts_the_backoff_short() {
+    let h = start(Duration::ZERO, 5, Duration::from_secs(30));
+    let mut state = h.mux.state.clone();
+    // down after four failed attempts (100 + 200 + 400 ms), the next one 800 ms away
+    while h.monitor.opened_at.lock().unwrap().len() < 4 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let woken = Instant::now();
+    h.mux.wake();
+    while h.monitor.opened_at.lock().unwrap().len() < 5 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let opened = *h.monitor.opened_at.lock().unwrap().last().unwrap();
+    assert!(
+        opened - woken < Duration::from_millis(5),
+        "{:?}",
+        opened - woken
+    );
+    state.wait_for(MonitorState::is_up).await.unwrap();
+}
