@@ -37,11 +37,26 @@ pub fn virsh(args: &[&str]) -> Result<String> {
 }
 
 /// Makes sure a libvirtd answers at [`URI`], starting `virtlogd` and `libvirtd` as
-/// daemons when none runs.
+/// daemons when none runs, and removes the domains of test processes that are gone (a
+/// run killed before its domains' drop).
 pub fn ensure_daemon() -> Result<()> {
-    if Path::new(SOCKET).exists() && virsh(&["version"]).is_ok() {
-        return Ok(());
+    if !(Path::new(SOCKET).exists() && virsh(&["version"]).is_ok()) {
+        start_daemons()?;
     }
+    for name in virsh(&["list", "--all", "--name"])?.lines() {
+        // qc-LABEL-PID-N
+        let pid = name.rsplit('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        let stale = name.starts_with("qc-")
+            && pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+        if stale {
+            let _ = virsh(&["destroy", name]);
+            let _ = virsh(&["undefine", name]);
+        }
+    }
+    Ok(())
+}
+
+fn start_daemons() -> Result<()> {
     // (one may run already: a second one just exits)
     for daemon in ["virtlogd", "libvirtd"] {
         Command::new(daemon)
