@@ -81,6 +81,17 @@ impl AuditLog {
 
     /// Appends one line.
     pub fn record(&self, entry: Entry<'_>) {
+        self.write(&entry, None);
+    }
+
+    /// Appends one line for a burst of typing into the VM's screen: the command
+    /// (`send-key`), how many key chords were sent (`keys`), when the burst began
+    /// (`started`) and its outcome (the first failure, if any); never which keys.
+    pub fn record_burst(&self, entry: Entry<'_>, keys: u64, started: SystemTime) {
+        self.write(&entry, Some((keys, started)));
+    }
+
+    fn write(&self, entry: &Entry<'_>, burst: Option<(u64, SystemTime)>) {
         let (outcome, detail) = match &entry.outcome {
             Outcome::Ok => ("ok".to_owned(), None),
             Outcome::Error(class) => (class.clone(), None),
@@ -99,6 +110,10 @@ impl AuditLog {
         }
         if !entry.vm.is_empty() {
             line["vm"] = json!(entry.vm);
+        }
+        if let Some((keys, started)) = burst {
+            line["keys"] = json!(keys);
+            line["started"] = json!(rfc3339(started));
         }
         let mut text = line.to_string();
         text.push('\n');

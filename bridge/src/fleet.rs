@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 use qmp::vm_list::{ListMode, Problem, VmList, VmRow, VmState};
 use tokio::sync::watch;
 
+use crate::keyboard::Keyboard;
 use crate::metrics::VmMetrics;
 use crate::mux::Mux;
+use crate::screen::Screen;
 use crate::session::{Limits, Settings};
 use crate::target::QmpTarget;
 use crate::upstream::{Fault, Monitor, SocketMonitor};
@@ -38,6 +40,10 @@ pub struct Vm {
     pub settings: Arc<Settings>,
     pub mux: Mux,
     pub metrics: Arc<VmMetrics>,
+    /// Its screen, shared by every viewer.
+    pub screen: Screen,
+    /// Its keyboard, shared by every page typing into it.
+    pub keyboard: Keyboard,
     /// The socket file it was found as in `--qmp-dir` (`None`: named with `--qmp`).
     pub path: Option<PathBuf>,
     /// Since when, and why, it is no longer served (its socket left `--qmp-dir`).
@@ -298,6 +304,8 @@ impl Fleet {
         tracing::info!(vm = %name, target = %settings.target, "serving VM");
         Arc::new(Vm {
             name,
+            screen: Screen::new(settings.clone(), mux.clone(), metrics.clone()),
+            keyboard: Keyboard::new(settings.clone(), mux.clone()),
             settings,
             mux,
             metrics,

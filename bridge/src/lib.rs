@@ -27,6 +27,10 @@
 //! - [`mux_session`]: one client's complete QMP session on the multiplexer (greeting, its own
 //!   negotiation, its own ids).
 //! - [`share_socket`]: `--share-socket`, the shared session for plain-QMP tools.
+//! - [`mux_caller`]: the bridge's own QMP client of a VM, on its multiplexer.
+//! - [`screen`]: the VM's screen as a PNG (`screendump`), one in flight per VM whatever
+//!   the number of viewers, bounded in time, size and rate, through a private directory.
+//! - [`keyboard`]: typing into the VM's screen (`send-key`), audited one entry per burst.
 //! - [`relay`]: `--mode relay`, one client to one QMP connection, whole messages both ways.
 //! - [`assets`]: the UI, embedded at build time or served from `--ui-dir`.
 //! - [`security`]: the token, Origin and Host checks made before a websocket upgrade.
@@ -35,7 +39,8 @@
 //! - [`audit`]: `--audit-log`, one JSON line per command and its outcome.
 //! - [`tls`]: `--tls-cert`/`--tls-key` (rustls).
 //! - [`server`]: accepts connections (TLS, request timeout, client cap), routes
-//!   (`/`, `/vm/NAME`, `/ws`, `/ws/NAME`, `/api/vms`, `/metrics`, `/healthz`), the
+//!   (`/`, `/vm/NAME`, `/ws`, `/ws/NAME`, `/vm/NAME/screen.png`, `/vm/NAME/keys`,
+//!   `/api/vms`, `/metrics`, `/healthz`), the
 //!   headers every response carries (no framing, no referrer, no sniffing), and
 //!   [`server::run`] with a shutdown future.
 //!
@@ -53,11 +58,14 @@ pub mod ending;
 pub mod fleet;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
+pub mod keyboard;
 pub mod metrics;
 pub mod mux;
+pub mod mux_caller;
 pub mod mux_session;
 pub mod policy;
 pub mod relay;
+pub mod screen;
 pub mod security;
 pub mod server;
 pub mod session;

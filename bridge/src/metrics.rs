@@ -28,6 +28,8 @@ pub struct VmMetrics {
     pub reconnects: AtomicU64,
     /// Replies from QEMU that matched no command in flight (or had no id at all).
     pub unmatched_replies: AtomicU64,
+    /// `screendump`s the bridge sent for the VM's screen (all viewers together).
+    pub screendumps: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -120,6 +122,13 @@ pub fn render<'a>(vms: impl Iterator<Item = (&'a str, &'a VmMetrics)>) -> String
         "counter",
         "Replies from QEMU that matched no command in flight (none should: each is logged).",
         per_vm(&|m| load(&m.unmatched_replies)),
+    );
+    family(
+        &mut out,
+        "qmp_bridge_screendumps_total",
+        "counter",
+        "screendumps sent for the VM's screen, shared by all its viewers.",
+        per_vm(&|m| load(&m.screendumps)),
     );
     let mut histogram = Vec::new();
     for (vm, m) in &vms {

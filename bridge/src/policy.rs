@@ -99,10 +99,27 @@ impl Policy {
 
     /// Why `name` is refused, if it is.
     fn refuse(&self, name: &str) -> Option<String> {
+        self.refuse_as(name, self.read_only)
+    }
+
+    /// Why the bridge may not run `name` on its own (the screen's `screendump`), if it may
+    /// not: the `--allow`/`--deny` rules apply, `--read-only` does not, since no client
+    /// chooses its arguments (the bridge names the file).
+    pub fn refuses_for_bridge(&self, name: &str) -> Option<String> {
+        self.refuse_as(name, false)
+    }
+
+    /// Whether the bridge may run `name` for a client, with the client's arguments (the
+    /// keys typed with `send-key`): every rule applies, `--read-only` too.
+    pub fn refuses_for_client(&self, name: &str) -> Option<String> {
+        self.refuse(name)
+    }
+
+    fn refuse_as(&self, name: &str, read_only: bool) -> Option<String> {
         if name == "qmp_capabilities" {
             return None;
         }
-        if self.read_only && !is_read_only(name) {
+        if read_only && !is_read_only(name) {
             return Some(format!("'{name}' is not a query command (--read-only)"));
         }
         if let Some(glob) = self.deny.iter().find(|g| glob_match(g, name)) {
@@ -313,6 +330,35 @@ mod tests {
             .for_vm("vm3")
             .check(&frame(r#"{"execute": "quit"}"#))
             .is_ok());
+    }
+
+    #[test]
+    fn the_bridge_s_own_screendump_passes_read_only_but_not_the_rules() {
+        let read_only = Policy {
+            read_only: true,
+            ..Policy::default()
+        };
+        assert_eq!(read_only.refuses_for_bridge("screendump"), None);
+        assert!(
+            read_only
+                .check(&frame(
+                    r#"{"execute": "screendump", "arguments": {"filename": "/x"}}"#
+                ))
+                .is_err(),
+            "a client's screendump names a file: not under --read-only"
+        );
+        assert!(read_only.refuses_for_client("send-key").is_some());
+        let deny = Policy {
+            deny: vec!["screen*".into()],
+            ..Policy::default()
+        };
+        assert!(deny.refuses_for_bridge("screendump").is_some());
+        let allow = Policy {
+            allow: vec!["query-*".into()],
+            ..Policy::default()
+        };
+        assert!(allow.refuses_for_bridge("screendump").is_some());
+        assert_eq!(Policy::default().refuses_for_client("send-key"), None);
     }
 
     #[test]

@@ -19,9 +19,12 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::rejection::PathRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -281,6 +284,16 @@ fn router(state: AppState) -> Router {
         .route("/ws", get(websocket_default))
         .route("/ws/{name}", get(websocket_named))
         .route("/vm/{name}", get(vm_page))
+        .route("/screen.png", get(screen_default))
+        .route("/vm/{name}/screen.png", get(screen_named))
+        .route(
+            "/keys",
+            post(keys_default).layer(DefaultBodyLimit::max(KEYS_BODY_MAX)),
+        )
+        .route(
+            "/vm/{name}/keys",
+            post(keys_named).layer(DefaultBodyLimit::max(KEYS_BODY_MAX)),
+        )
         .route("/api/vms", get(api_vms))
         .route("/api/vms/{name}/start", post(start_vm))
         .route("/metrics", get(metrics))
@@ -501,6 +514,162 @@ async fn vm_page(State(state): State<AppState>, headers: HeaderMap) -> Response 
 
 async fn ui_file(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     state.config.ui.respond(uri.path(), &headers).await
+}
+
+/// The largest body `/vm/NAME/keys` reads.
+const KEYS_BODY_MAX: usize = 64 * 1024;
+
+/// The shared-mode VM a screen or keys request is for, once the request passed the token
+/// and Origin checks; or the status and text saying why not (401, 403, 404, or 409 in
+/// relay mode).
+fn vm_for(
+    state: &App,
+    uri: &Uri,
+    headers: &HeaderMap,
+    name: Result<Option<String>, PathRejection>,
+) -> Result<Arc<Vm>, (u16, String)> {
+    if let Err(refusal) = state.config.gate.admit(uri, headers) {
+        return Err((refusal.status, refusal.reason));
+    }
+    let name = name.map_err(|r| (r.status().as_u16(), r.body_text()))?;
+    match route(state, name.as_deref()) {
+        Ok(Route::Shared(vm)) => Ok(vm),
+        Ok(Route::Relay(_)) => Err((
+            409,
+            "qmp-bridge: the screen and keyboard need shared mode (--mode shared)\n".into(),
+        )),
+        Err(reason) => Err((404, reason)),
+    }
+}
+
+/// A plain-text answer that is never cached.
+fn uncached(status: u16, text: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        text,
+    )
+        .into_response()
+}
+
+async fn screen_default(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+    screen(&state, &uri, &headers, Ok(None)).await
+}
+
+async fn screen_named(
+    State(state): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let name = name.map(|Path(name)| Some(name));
+    screen(&state, &uri, &headers, name).await
+}
+
+/// The VM's screen as a PNG, with an `ETag`; `If-None-Match` with that tag gets 304 while
+/// the picture is the same.
+async fn screen(
+    state: &App,
+    uri: &Uri,
+    headers: &HeaderMap,
+    name: Result<Option<String>, PathRejection>,
+) -> Response {
+    use axum::http::header;
+    let vm = match vm_for(state, uri, headers, name) {
+        Ok(vm) => vm,
+        Err((status, why)) => return uncached(status, why),
+    };
+    match vm.screen.frame().await {
+        Ok(frame) => {
+            let etag = frame.etag.clone();
+            let unchanged = headers
+                .get(header::IF_NONE_MATCH)
+                .is_some_and(|tags| tags.as_bytes() == etag.as_bytes());
+            let fields = [
+                (header::CACHE_CONTROL, "no-store".to_owned()),
+                (header::ETAG, etag),
+            ];
+            if unchanged {
+                return (StatusCode::NOT_MODIFIED, fields).into_response();
+            }
+            let fields = [
+                fields[0].clone(),
+                fields[1].clone(),
+                (header::CONTENT_TYPE, "image/png".to_owned()),
+            ];
+            (fields, frame.png.clone()).into_response()
+        }
+        Err(e) => uncached(e.status(), format!("qmp-bridge: VM {}: {e}\n", vm.name)),
+    }
+}
+
+/// `POST /vm/NAME/keys`: `{"keys": [["ctrl", "alt", "delete"], ["a"]]}`, chords of QEMU
+/// key names.
+#[derive(serde::Deserialize)]
+struct KeysBody {
+    keys: Vec<Vec<String>>,
+}
+
+async fn keys_default(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    keys(&state, peer, &uri, &headers, Ok(None), body).await
+}
+
+async fn keys_named(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    name: Result<Path<String>, PathRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let name = name.map(|Path(name)| Some(name));
+    keys(&state, peer, &uri, &headers, name, body).await
+}
+
+/// Types chords into the VM: `{"sent": N}`, or why not.
+async fn keys(
+    state: &App,
+    peer: SocketAddr,
+    uri: &Uri,
+    headers: &HeaderMap,
+    name: Result<Option<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let vm = match vm_for(state, uri, headers, name) {
+        Ok(vm) => vm,
+        Err((status, why)) => return uncached(status, why),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let parsed: KeysBody = match serde_json::from_slice(&body) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let why = format!(
+                "qmp-bridge: expected {{\"keys\": [[\"ctrl\", \"alt\", \"delete\"], ...]}}: {e}\n"
+            );
+            return uncached(400, why);
+        }
+    };
+    match vm.keyboard.send(&peer.ip().to_string(), &parsed.keys).await {
+        Ok(sent) => (
+            [
+                (axum::http::header::CONTENT_TYPE, "application/json"),
+                (axum::http::header::CACHE_CONTROL, "no-store"),
+            ],
+            serde_json::json!({ "sent": sent }).to_string(),
+        )
+            .into_response(),
+        Err(e) => uncached(e.status(), format!("qmp-bridge: VM {}: {e}\n", vm.name)),
+    }
 }
 
 /// Which VM a websocket is for.

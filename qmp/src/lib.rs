@@ -15,6 +15,8 @@
 //!   the bridge's multiplexer and the page (its console, the VM list's actions) use them.
 //! - [`vm_list`]: the VM list a bridge serves at `/api/vms`, as the bridge writes it and
 //!   the page reads it.
+//! - [`keys`]: QEMU's key names for `send-key`, the browser's key codes and text mapped to
+//!   them.
 //!
 //! serde and serde_json only, no I/O: it builds for native and wasm32 alike.
 
@@ -23,6 +25,7 @@
 pub mod client;
 pub mod framing;
 pub mod inbound;
+pub mod keys;
 pub mod message;
 pub mod schema;
 pub mod vm_list;

@@ -1,4 +1,4 @@
-//! A bare HTTP/1.1 GET over a TCP socket, enough to check what the bridge serves.
+//! A bare HTTP/1.1 GET (or POST) over a TCP socket, enough to check what the bridge serves.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -29,24 +29,45 @@ impl HttpResponse {
 
 /// GETs `path` from `addr` (`HOST:PORT`) with extra `headers`.
 pub fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> Result<HttpResponse> {
-    request("GET", addr, path, headers)
+    request(addr, "GET", path, headers, None)
 }
 
 /// POSTs to `path` on `addr` with an empty body and extra `headers`.
 pub fn post(addr: &str, path: &str, headers: &[(&str, &str)]) -> Result<HttpResponse> {
-    request("POST", addr, path, headers)
+    request(addr, "POST", path, headers, Some(""))
 }
 
-fn request(method: &str, addr: &str, path: &str, headers: &[(&str, &str)]) -> Result<HttpResponse> {
+/// POSTs `body` (JSON) to `path` at `addr` with extra `headers`.
+pub fn post_json(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<HttpResponse> {
+    request(addr, "POST", path, headers, Some(body))
+}
+
+fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<HttpResponse> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
-    );
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
+    if let Some(body) = body {
+        if !body.is_empty() {
+            req.push_str("Content-Type: application/json\r\n");
+        }
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     req.push_str("\r\n");
+    req.push_str(body.unwrap_or(""));
     stream.write_all(req.as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;

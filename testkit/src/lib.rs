@@ -8,6 +8,7 @@
 //! - [`libvirt`]: a real libvirtd (started when none runs) and domains of the tests' own.
 //! - [`fake_peer`]: a scripted QMP server for fault injection (beside the real QEMU).
 //! - [`http`]: a bare HTTP GET, to check what the bridge serves.
+//! - [`png`]: decodes the PNGs of the screen tests (QEMU's screendumps, screenshots).
 //! - [`qmp_client`]: the QMP conversation (handshake, execute, events) over any carrier.
 //! - [`ws`]: a websocket client speaking one QMP message per frame.
 //! - [`unix_qmp`]: a plain QMP client on a Unix socket (the bridge's `--share-socket`).
@@ -18,6 +19,7 @@ pub mod chromium;
 pub mod fake_peer;
 pub mod http;
 pub mod libvirt;
+pub mod png;
 pub mod process;
 pub mod qemu;
 pub mod qmp_client;
@@ -28,7 +30,7 @@ pub mod ws;
 pub use chromium::{Browser, Page};
 pub use fake_peer::FakePeer;
 pub use process::BridgeProcess;
-pub use qemu::Qemu;
+pub use qemu::{Qemu, QemuBuilder};
 pub use qmp_client::QmpClient;
 pub use tempdir::TempDir;
 pub use unix_qmp::UnixQmp;

@@ -2,6 +2,9 @@
 //!
 //! No disk and no guest: `-S` keeps the CPU paused, which is all QMP needs to answer every
 //! query, emit STOP/RESUME on `stop`/`cont`, and serve `query-qmp-schema`.
+//!
+//! [`QemuBuilder`] starts other kinds: with a display (`-vga std`) and the CPU running, so
+//! SeaBIOS draws its text screen, and with extra arguments (`-boot menu=on,...`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,11 +27,7 @@ pub struct Qemu {
 impl Qemu {
     /// Starts QEMU with its monitor at a fresh socket path.
     pub fn start() -> Result<Qemu> {
-        let dir = TempDir::new("qemu")?;
-        let socket = dir.path().join("qmp.sock");
-        let mut q = Qemu::start_at(&socket, false)?;
-        q._dir = Some(dir);
-        Ok(q)
+        Qemu::builder().start()
     }
 
     /// Starts QEMU with its monitor at `socket` (e.g. to restart on the same path);
@@ -39,44 +38,16 @@ impl Qemu {
 
     /// As [`Qemu::start_at`], with `-name NAME` (what `query-name` answers).
     pub fn start_named(socket: &Path, pretty: bool, name: Option<&str>) -> Result<Qemu> {
-        let _ = std::fs::remove_file(socket);
-        let chardev = format!("socket,id=qmp,path={},server=on,wait=off", socket.display());
-        let mon = format!(
-            "chardev=qmp,mode=control,pretty={}",
-            if pretty { "on" } else { "off" }
-        );
-        let binary = binary();
-        let mut child = Command::new(&binary)
-            .args([
-                "-machine",
-                "pc,accel=tcg",
-                "-m",
-                "64",
-                "-nodefaults",
-                "-display",
-                "none",
-                "-S",
-            ])
-            .args(["-chardev", &chardev, "-mon", &mon])
-            .args(name.map(|n| vec!["-name", n]).unwrap_or_default())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start {binary} (run ./scripts/setup): {e}"))?;
-        // the file appears at bind(), before listen(): connect to be sure (QEMU greets
-        // this probe, sees it leave, and serves the next client)
-        wait_for_child(
-            &mut child,
-            Duration::from_secs(20),
-            "QEMU's QMP socket",
-            || std::os::unix::net::UnixStream::connect(socket).ok(),
-        )?;
-        Ok(Qemu {
-            child,
-            socket: socket.to_owned(),
-            _dir: None,
-        })
+        let mut builder = Qemu::builder().socket(socket).pretty(pretty);
+        if let Some(name) = name {
+            builder = builder.name(name);
+        }
+        builder.start()
+    }
+
+    /// A QEMU started otherwise than [`Qemu::start`]'s: see [`QemuBuilder`].
+    pub fn builder() -> QemuBuilder {
+        QemuBuilder::default()
     }
 
     pub fn socket(&self) -> &Path {
@@ -110,5 +81,126 @@ impl Drop for Qemu {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// How to start a QEMU, from [`Qemu::builder`]: by default as [`Qemu::start`] does (no
+/// display, CPU paused, its socket in a scratch folder).
+///
+/// ```no_run
+/// // SeaBIOS on screen, waiting 30 s at "Press ESC for boot menu"
+/// let qemu = testkit::Qemu::builder()
+///     .vga("std")
+///     .running()
+///     .args(["-boot", "menu=on,splash-time=30000"])
+///     .start()?;
+/// # Ok::<(), testkit::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct QemuBuilder {
+    socket: Option<PathBuf>,
+    pretty: bool,
+    name: Option<String>,
+    vga: Option<String>,
+    running: bool,
+    args: Vec<String>,
+}
+
+impl QemuBuilder {
+    /// The monitor's socket path (default: `qmp.sock` in a scratch folder).
+    pub fn socket(mut self, path: &Path) -> Self {
+        self.socket = Some(path.to_owned());
+        self
+    }
+
+    /// Each message spread over many lines (`-mon ...,pretty=on`).
+    pub fn pretty(mut self, on: bool) -> Self {
+        self.pretty = on;
+        self
+    }
+
+    /// `-name NAME`.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// A display adapter: `-vga KIND` (`std`, `none`, ...); the default has none.
+    pub fn vga(mut self, kind: &str) -> Self {
+        self.vga = Some(kind.to_owned());
+        self
+    }
+
+    /// The CPU runs from the start (no `-S`): the firmware draws its screen.
+    pub fn running(mut self) -> Self {
+        self.running = true;
+        self
+    }
+
+    /// More arguments for QEMU's command line.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Starts QEMU and waits for its monitor.
+    pub fn start(self) -> Result<Qemu> {
+        let (dir, socket) = match self.socket {
+            Some(path) => (None, path),
+            None => {
+                let dir = TempDir::new("qemu")?;
+                let socket = dir.path().join("qmp.sock");
+                (Some(dir), socket)
+            }
+        };
+        let _ = std::fs::remove_file(&socket);
+        let chardev = format!("socket,id=qmp,path={},server=on,wait=off", socket.display());
+        let mon = format!(
+            "chardev=qmp,mode=control,pretty={}",
+            if self.pretty { "on" } else { "off" }
+        );
+        let binary = binary();
+        let mut command = Command::new(&binary);
+        command.args([
+            "-machine",
+            "pc,accel=tcg",
+            "-m",
+            "64",
+            "-nodefaults",
+            "-display",
+            "none",
+        ]);
+        if let Some(vga) = &self.vga {
+            command.args(["-vga", vga]);
+        }
+        if !self.running {
+            command.arg("-S");
+        }
+        let mut child = command
+            .args(["-chardev", &chardev, "-mon", &mon])
+            .args(self.name.iter().flat_map(|n| ["-name", n.as_str()]))
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start {binary} (run ./scripts/setup): {e}"))?;
+        // the file appears at bind(), before listen(): connect to be sure (QEMU greets
+        // this probe, sees it leave, and serves the next client)
+        wait_for_child(
+            &mut child,
+            Duration::from_secs(20),
+            "QEMU's QMP socket",
+            || std::os::unix::net::UnixStream::connect(&socket).ok(),
+        )?;
+        Ok(Qemu {
+            child,
+            socket,
+            _dir: dir,
+        })
     }
 }
