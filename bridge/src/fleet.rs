@@ -33,6 +33,10 @@ pub const DIR_POLL: Duration = Duration::from_millis(500);
 /// How long a VM whose socket left `--qmp-dir` stays listed as gone before it is dropped.
 pub const GONE_GRACE: Duration = Duration::from_secs(60);
 
+/// Why a libvirt domain's screen is not shown.
+const LIBVIRT_SCREEN: &str = "the screen of a libvirt domain is not shown yet: its QEMU runs as \
+     libvirt's user and cannot write into qmp-bridge's private directory";
+
 /// One VM.
 #[derive(Debug)]
 pub struct Vm {
@@ -304,7 +308,15 @@ impl Fleet {
         tracing::info!(vm = %name, target = %settings.target, "serving VM");
         Arc::new(Vm {
             name,
-            screen: Screen::new(settings.clone(), mux.clone(), metrics.clone()),
+            screen: match domain_active {
+                None => Screen::new(settings.clone(), mux.clone(), metrics.clone()),
+                Some(_) => Screen::not_served(
+                    settings.clone(),
+                    mux.clone(),
+                    metrics.clone(),
+                    LIBVIRT_SCREEN,
+                ),
+            },
             keyboard: Keyboard::new(settings.clone(), mux.clone()),
             settings,
             mux,

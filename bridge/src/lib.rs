@@ -56,9 +56,9 @@ pub mod client;
 pub mod config;
 pub mod ending;
 pub mod fleet;
+pub mod keyboard;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
-pub mod keyboard;
 pub mod metrics;
 pub mod mux;
 pub mod mux_caller;

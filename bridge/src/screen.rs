@@ -69,6 +69,10 @@ pub enum ScreenError {
     /// The policy refuses `screendump` for this VM.
     #[error("the screen is refused by qmp-bridge policy: {0}")]
     Refused(String),
+    /// The bridge does not take this VM's screen (a libvirt domain: QEMU runs as libvirt's
+    /// user and cannot write into the bridge's private directory).
+    #[error("{0}")]
+    NotServed(String),
     /// The VM has no display device (`-vga none`, `-nographic`).
     #[error("this VM has no display (QEMU: {0})")]
     NoDisplay(String),
@@ -93,11 +97,12 @@ pub enum ScreenError {
 }
 
 impl ScreenError {
-    /// The HTTP status that says it.
+    /// The HTTP status that says it: 204 (no picture, and nothing failed: a page shows no
+    /// error for it) when there is no screen to show here, an error status when taking it
+    /// failed.
     pub fn status(&self) -> u16 {
         match self {
-            ScreenError::Refused(_) => 403,
-            ScreenError::NoDisplay(_) => 404,
+            ScreenError::Refused(_) | ScreenError::NoDisplay(_) | ScreenError::NotServed(_) => 204,
             ScreenError::Timeout(_) | ScreenError::Stuck(_) => 504,
             ScreenError::Unavailable(_) => 503,
             ScreenError::Qemu(_) | ScreenError::TooLarge(..) => 502,
@@ -126,6 +131,8 @@ struct Inner {
     /// Where QEMU writes, made at the first screendump.
     dir: Mutex<Option<Arc<PrivateDir>>>,
     seq: AtomicU64,
+    /// Why this VM's screen is not taken at all, if it is not.
+    not_served: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -157,14 +164,32 @@ impl Screen {
                 caller: tokio::sync::Mutex::new(None),
                 dir: Mutex::new(None),
                 seq: AtomicU64::new(0),
+                not_served: None,
             }),
         }
+    }
+
+    /// A screen that is never taken, and says `why`.
+    pub fn not_served(
+        settings: Arc<Settings>,
+        mux: Mux,
+        metrics: Arc<VmMetrics>,
+        why: &str,
+    ) -> Screen {
+        let mut screen = Screen::new(settings, mux, metrics);
+        if let Some(inner) = Arc::get_mut(&mut screen.inner) {
+            inner.not_served = Some(why.to_owned());
+        }
+        screen
     }
 
     /// The screen now: the latest frame when it is young enough, else the one being
     /// taken, else a new one.
     pub async fn frame(&self) -> Shot {
         let inner = &self.inner;
+        if let Some(why) = &inner.not_served {
+            return Err(ScreenError::NotServed(why.clone()));
+        }
         if let Some(why) = inner.settings.policy.refuses_for_bridge("screendump") {
             return Err(ScreenError::Refused(why));
         }
@@ -443,8 +468,8 @@ mod tests {
 
     #[test]
     fn statuses() {
-        assert_eq!(ScreenError::NoDisplay("x".into()).status(), 404);
-        assert_eq!(ScreenError::Refused("x".into()).status(), 403);
+        assert_eq!(ScreenError::NoDisplay("x".into()).status(), 204);
+        assert_eq!(ScreenError::Refused("x".into()).status(), 204);
         assert_eq!(ScreenError::Stuck(5).status(), 504);
         assert!(no_display("There is no console to take a screendump from"));
         assert!(no_display("There is no QemuConsole I can screendump from."));

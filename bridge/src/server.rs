@@ -578,6 +578,7 @@ async fn screen(
     use axum::http::header;
     let vm = match vm_for(state, uri, headers, name) {
         Ok(vm) => vm,
+        Err((409, why)) => return no_picture(why.trim().trim_start_matches("qmp-bridge: ")),
         Err((status, why)) => return uncached(status, why),
     };
     match vm.screen.frame().await {
@@ -600,8 +601,19 @@ async fn screen(
             ];
             (fields, frame.png.clone()).into_response()
         }
+        Err(e) if e.status() == 204 => no_picture(&e.to_string()),
         Err(e) => uncached(e.status(), format!("qmp-bridge: VM {}: {e}\n", vm.name)),
     }
+}
+
+/// The answer of `screen.png` when there is no screen to show (no display, the policy
+/// refuses it, relay mode): 204, and `X-Screen-Problem` saying why.
+fn no_picture(why: &str) -> Response {
+    let mut answer = uncached(204, String::new());
+    if let Ok(why) = axum::http::HeaderValue::try_from(why) {
+        answer.headers_mut().insert("x-screen-problem", why);
+    }
+    answer
 }
 
 /// `POST /vm/NAME/keys`: `{"keys": [["ctrl", "alt", "delete"], ["a"]]}`, chords of QEMU

@@ -419,6 +419,13 @@ async fn flood_peer(mut c: PeerConn) -> testkit::Result<()> {
         let ret = match cmd["execute"].as_str() {
             Some("query-qmp-schema") => schema.clone(),
             Some("query-status") => serde_json::json!({"status": "running", "running": true}),
+            Some("screendump") => {
+                // the page's screen: as a QEMU without a display answers
+                let error = serde_json::json!({"class": "GenericError", "desc": "There is no console to take a screendump from"});
+                c.send(format!("{}\r\n", serde_json::json!({"error": error, "id": id})).as_bytes())
+                    .await?;
+                continue;
+            }
             _ => serde_json::json!({}),
         };
         c.send(format!("{}\r\n", serde_json::json!({"return": ret, "id": id})).as_bytes())

@@ -17,6 +17,7 @@ use crate::components::{
     QuickActions, RcByPtr, Transcript, TypeRef,
 };
 use crate::editor::{Check, Form, History};
+use crate::screen_panel::ScreenPanel;
 use crate::socket::{now_ms, Socket};
 use crate::state::{backoff_ms, Console, Input, Phase, Request};
 
@@ -93,6 +94,10 @@ pub struct AppProps {
     /// The websocket to connect to (read at creation), e.g.
     /// [`PageUrl::websocket_url`](crate::endpoint::PageUrl::websocket_url).
     pub url: AttrValue,
+    /// Where the VM's screen is read and its keys sent
+    /// ([`PageUrl::screen_urls`](crate::endpoint::PageUrl::screen_urls)); none: no screen.
+    #[prop_or_default]
+    pub screen: Option<crate::endpoint::ScreenUrls>,
 }
 
 /// The console page.
@@ -412,7 +417,7 @@ impl Component for App {
         true
     }
 
-    fn view(&self, _ctx: &Context<Self>) -> Html {
+    fn view(&self, ctx: &Context<Self>) -> Html {
         let c = &self.console;
         let l = &self.links;
         let schema = c.schema();
@@ -461,10 +466,15 @@ impl Component for App {
                                      {ready} refused={self.refused.clone()} on={l.form.clone()} />
                         <Transcript {entries} actions={l.entry.clone()} />
                     </div>
-                    <EventPanel {shown} {counts} total={c.events().total()} dropped={c.events().dropped()} filter={AttrValue::from(self.event_filter.clone())}
-                                on_filter={l.filter.clone()}
-                                on_clear={l.clear.clone()}
-                                on_export={l.export.clone()} />
+                    <div class="right">
+                        if let Some(urls) = &ctx.props().screen {
+                            <ScreenPanel urls={urls.clone()} />
+                        }
+                        <EventPanel {shown} {counts} total={c.events().total()} dropped={c.events().dropped()} filter={AttrValue::from(self.event_filter.clone())}
+                                    on_filter={l.filter.clone()}
+                                    on_clear={l.clear.clone()}
+                                    on_export={l.export.clone()} />
+                    </div>
                 </main>
             </div>
         }

@@ -81,6 +81,38 @@ impl PageUrl {
     fn vm_page_path(&self, name: &str) -> String {
         vm_page_path(&self.location().0, name)
     }
+
+    /// The screen and keyboard of the VM this console is for: `vm/NAME/screen.png` and
+    /// `vm/NAME/keys` (`screen.png` and `keys` beside a single VM's console at `/`),
+    /// carrying the page's query (so its token). `None` for a console pointed elsewhere
+    /// with `?ws=`.
+    pub fn screen_urls(&self) -> Option<ScreenUrls> {
+        if query_param(&self.search, "ws").is_some() {
+            return None;
+        }
+        let base = match self.location() {
+            (folder, Some(vm)) => format!("{}/", vm_page_path(&folder, &vm)),
+            (folder, None) => folder,
+        };
+        Some(ScreenUrls {
+            screen: format!("{base}screen.png{}", self.search),
+            keys: format!("{base}keys{}", self.search),
+        })
+    }
+
+    /// VM `name`'s screen, for the VM list's thumbnails.
+    pub fn vm_screen_url(&self, name: &str) -> String {
+        format!("{}/screen.png{}", self.vm_page_path(name), self.search)
+    }
+}
+
+/// Where a console's VM screen is read and its keys are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScreenUrls {
+    /// `GET`: the screen as a PNG.
+    pub screen: String,
+    /// `POST`: key chords to type.
+    pub keys: String,
 }
 
 /// Reads `name` from a URL query string (`?a=1&b=2`), percent-decoded.
@@ -302,6 +334,27 @@ mod tests {
         assert!(elsewhere.is_console());
         assert_eq!(elsewhere.websocket_url(), "ws://o/ws");
         assert_eq!(PageUrl::default().listing_url(), "/api/vms");
+    }
+
+    #[test]
+    fn where_the_screen_is() {
+        let page = |path: &str, search: &str| PageUrl {
+            protocol: "http:".into(),
+            host: "h:1".into(),
+            path: path.into(),
+            search: search.into(),
+        };
+        let vm = page("/qmp/vm/web%201", "?token=t").screen_urls().unwrap();
+        assert_eq!(vm.screen, "/qmp/vm/web%201/screen.png?token=t");
+        assert_eq!(vm.keys, "/qmp/vm/web%201/keys?token=t");
+        let single = page("/", "?token=t").screen_urls().unwrap();
+        assert_eq!(single.screen, "/screen.png?token=t");
+        assert_eq!(single.keys, "/keys?token=t");
+        assert_eq!(page("/", "?ws=ws%3A%2F%2Fo%2Fws").screen_urls(), None);
+        assert_eq!(
+            page("/", "?token=t").vm_screen_url("a b"),
+            "/vm/a%20b/screen.png?token=t"
+        );
     }
 
     #[test]

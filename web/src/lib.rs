@@ -14,6 +14,8 @@
 //! - [`fleet`]: the VM list of a bridge serving many VMs (`/api/vms`, read into the
 //!   [`qmp::vm_list`] types the bridge writes it with) and the one-shot QMP exchange behind
 //!   its quick actions.
+//! - [`screen`]: the VM's screen in the page: keys pressed made into chords, when each
+//!   picture is read again.
 //!
 //! I/O, in the app layer and hooks only:
 //! - [`socket`]: the browser `WebSocket`, its messages batched into [`state::Input`]s;
@@ -22,6 +24,7 @@
 //!   and the page's storage, ties state to the views.
 //! - [`fleet_app`]: the VM list page: polls the list and runs quick actions through
 //!   [`hooks`] ([`hooks::use_listing`], [`hooks::use_vm_actions`]).
+//! - [`screen_panel`]: the console's screen: reads it, sends the keys typed into it.
 //! - [`root`]: [`Root`] picks the list or the console for the [`endpoint::PageUrl`] it is
 //!   given.
 //!
@@ -45,6 +48,8 @@ pub mod fleet;
 pub mod fleet_app;
 pub mod hooks;
 pub mod root;
+pub mod screen;
+pub mod screen_panel;
 pub mod socket;
 pub mod state;
 

@@ -50,7 +50,9 @@ pub fn root(props: &RootProps) -> Html {
         Page::Deciding => {
             html! { <p class="muted" data-testid="loading">{ "qmp-console: loading…" }</p> }
         }
-        Page::Console => html! { <App url={props.page.websocket_url()} /> },
+        Page::Console => {
+            html! { <App url={props.page.websocket_url()} screen={props.page.screen_urls()} /> }
+        }
         Page::List(l) => html! { <FleetApp page={props.page.clone()} initial={l.clone()} /> },
     }
 }

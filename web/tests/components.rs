@@ -12,12 +12,13 @@ use qmp_web::components::vm_list::{VmList, VmListProps};
 use qmp_web::components::{
     local_time, CommandForm, CommandFormProps, EntryActions, EventPanel, EventPanelProps, FormMsg,
     Header, HeaderProps, JsonTree, JsonTreeProps, QuickAction, QuickActions, QuickActionsProps,
-    RcByPtr, Transcript, TranscriptProps, PAGE,
+    RcByPtr, ScreenView, ScreenViewProps, Transcript, TranscriptProps, PAGE,
 };
 use qmp_web::editor::{Form, Mode};
 use qmp_web::endpoint::PageUrl;
 use qmp_web::events::{EventLog, SHOWN};
 use qmp_web::fleet::Listing;
+use qmp_web::screen::Shown;
 use qmp_web::state::{Console, Input, Phase, Request};
 use serde_json::{json, Value};
 use wasm_bindgen::JsCast;
@@ -609,12 +610,98 @@ async fn the_vm_list_shows_its_props_and_asks_before_resetting() {
 }
 
 #[wasm_bindgen_test]
+async fn the_vm_list_shows_each_vm_s_screen() {
+    let root = mount_point();
+    let picture = Shown::default().picture(gloo_file::ObjectUrl::from(gloo_file::Blob::new(
+        "not really a PNG",
+    )));
+    let headless = Shown::default().failed("this VM has no display (QEMU: no console)".into());
+    let props = props!(VmListProps {
+        listing: Listing {
+            mode: ListMode::Fleet,
+            vms: vec![
+                vm("web", VmState::Up, Some("running")),
+                vm("db", VmState::Up, None)
+            ],
+            problems: vec![],
+        },
+        page: Rc::new(PageUrl {
+            search: "?token=t".into(),
+            ..PageUrl::default()
+        }),
+        thumbs: [("web".to_owned(), picture), ("db".to_owned(), headless)]
+            .into_iter()
+            .collect::<HashMap<_, _>>(),
+    });
+    yew::Renderer::<VmList>::with_root_and_props(root.clone(), props).render();
+    settle().await;
+    let thumb = |name: &str| {
+        root.query_selector(&format!(
+            "[data-testid=vm-row][data-name={name}] [data-testid=screen-thumb]"
+        ))
+        .unwrap()
+        .unwrap()
+    };
+    let img = thumb("web").query_selector("img").unwrap().unwrap();
+    assert!(img.get_attribute("src").unwrap().starts_with("blob:"));
+    assert_eq!(
+        thumb("web").get_attribute("href").as_deref(),
+        Some("/vm/web?token=t"),
+        "the thumbnail opens the console"
+    );
+    assert!(thumb("db").query_selector("img").unwrap().is_none());
+    assert_eq!(thumb("db").text_content().as_deref(), Some("no display"));
+    assert!(thumb("db").get_attribute("title").unwrap().contains("QEMU"));
+}
+
+#[wasm_bindgen_test]
+async fn the_screen_view_reports_keys_paste_and_ctrl_alt_del() {
+    let root = mount_point();
+    let (on_keydown, keys) = recorder::<web_sys::KeyboardEvent>();
+    let (on_ctrl_alt_del, cad) = recorder::<()>();
+    let props = props!(ScreenViewProps {
+        src: Some(AttrValue::from("data:image/png;base64,")),
+        frames: 3u64,
+        note: Some(AttrValue::from("keys not sent: HTTP 403: refused")),
+        on_keydown,
+        on_ctrl_alt_del,
+    });
+    yew::Renderer::<ScreenView>::with_root_and_props(root.clone(), props).render();
+    settle().await;
+    let screen = root
+        .query_selector("[data-testid=screen]")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        screen.get_attribute("tabindex").as_deref(),
+        Some("0"),
+        "focusable"
+    );
+    assert_eq!(screen.get_attribute("data-frames").as_deref(), Some("3"));
+    assert!(screen.query_selector("img").unwrap().is_some());
+    assert!(testid(&root, "screen-note").is_some_and(|n| n.contains("403")));
+    let init = web_sys::KeyboardEventInit::new();
+    init.set_code("Escape");
+    init.set_key("Escape");
+    init.set_bubbles(true);
+    let ev = web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap();
+    screen.dispatch_event(&ev).unwrap();
+    assert_eq!(keys.borrow().len(), 1);
+    assert_eq!(keys.borrow()[0].code(), "Escape");
+    click(&root, "[data-testid=send-ctrl-alt-del]");
+    assert_eq!(cad.borrow().len(), 1);
+}
+
+#[wasm_bindgen_test]
 async fn app_reports_a_failed_connection() {
     // The test page's server has no /ws: the app must end in "closed" with a reason,
     // not hang in "connecting".
     let root = mount_point();
     let url = qmp_web::endpoint::PageUrl::from_window().websocket_url();
-    let props = qmp_web::AppProps { url: url.into() };
+    let props = qmp_web::AppProps {
+        url: url.into(),
+        screen: None,
+    };
     yew::Renderer::<qmp_web::App>::with_root_and_props(root.clone(), props).render();
     for _ in 0..250 {
         settle().await;

@@ -6,6 +6,7 @@ mod event_panel;
 mod header;
 mod json_tree;
 mod rc_by_ptr;
+mod screen;
 mod transcript;
 
 pub use actions::{QuickAction, QuickActions, QuickActionsProps};
@@ -14,6 +15,7 @@ pub use event_panel::{local_time, EventPanel, EventPanelProps, EventRef};
 pub use header::{Header, HeaderProps};
 pub use json_tree::{preview, JsonTree, JsonTreeProps, PAGE};
 pub use rc_by_ptr::RcByPtr;
+pub use screen::{ScreenView, ScreenViewProps};
 pub use transcript::{
     latency_text, EntryActions, EntryProps, EntryRef, EntryView, Transcript, TranscriptProps,
 };

@@ -1,6 +1,6 @@
-//! The VM list page (`/` of a bridge serving many VMs): one row per VM with its state,
-//! QEMU version, run state and clients, a link to its console, and quick actions (the
-//! destructive ones ask in the row first). It shows what it is given: the polling and
+//! The VM list page (`/` of a bridge serving many VMs): one row per VM with a thumbnail of
+//! its screen, its state, QEMU version, run state and clients, a link to its console, and
+//! quick actions (the destructive ones ask in the row first). It shows what it is given: the polling and
 //! the actions' sockets are the owner's ([`crate::hooks`]).
 
 use std::collections::HashMap;
@@ -12,6 +12,7 @@ use yew::prelude::*;
 use crate::components::QuickAction;
 use crate::endpoint::PageUrl;
 use crate::fleet::Listing;
+use crate::screen::Shown;
 
 /// Where a row's last quick action stands: `Ok(text)` running or done, `Err(why)` failed.
 pub type ActionResult = Result<String, String>;
@@ -34,6 +35,9 @@ pub struct VmListProps {
     /// Start the shut-off VM named (a libvirt domain).
     #[prop_or_default]
     pub on_start: Callback<String>,
+    /// Each VM's screen, by name.
+    #[prop_or_default]
+    pub thumbs: HashMap<String, Shown>,
 }
 
 #[function_component(VmList)]
@@ -50,14 +54,15 @@ pub fn vm_list(props: &VmListProps) -> Html {
             </header>
             <table class="vm-list" data-testid="vm-list">
                 <thead><tr>
-                    <th>{ "VM" }</th><th>{ "state" }</th><th>{ "run state" }</th>
+                    <th>{ "screen" }</th><th>{ "VM" }</th><th>{ "state" }</th><th>{ "run state" }</th>
                     <th>{ "QEMU" }</th><th>{ "clients" }</th><th>{ "actions" }</th>
                 </tr></thead>
                 <tbody>
                     { for listing.vms.iter().map(|vm| html! {
                         <Row key={vm.name.clone()} vm={vm.clone()} href={props.page.vm_page_href(&vm.name)}
                              result={props.results.get(&vm.name).cloned()} on_action={props.on_action.clone()}
-                             on_start={props.on_start.clone()} />
+                             on_start={props.on_start.clone()}
+                             thumb={props.thumbs.get(&vm.name).cloned()} />
                     }) }
                 </tbody>
             </table>
@@ -82,6 +87,7 @@ struct RowProps {
     result: Option<ActionResult>,
     on_action: Callback<(String, QuickAction)>,
     on_start: Callback<String>,
+    thumb: Option<Shown>,
 }
 
 #[function_component(Row)]
@@ -134,8 +140,26 @@ fn row(props: &RowProps) -> Html {
         html! { <button data-testid="vm-start" {onclick}>{ "Start" }</button> }
     });
     let run_state = vm.run_state.clone().unwrap_or_else(|| "–".into());
+    let thumb_src = props.thumb.as_ref().and_then(Shown::src_text);
+    let thumb_problem = props.thumb.as_ref().and_then(|t| t.problem.clone());
+    // the whole reason is the thumbnail's title
+    let thumb_label = match &thumb_problem {
+        Some(p) if p.contains("no display") => "no display",
+        Some(_) => "no picture",
+        None => "…",
+    };
     html! {
         <tr data-testid="vm-row" data-name={vm.name.clone()} class={classes!("vm-row", vm.state.as_str())}>
+            <td class="thumb-cell">
+                <a class="thumb" data-testid="screen-thumb" href={props.href.clone()}
+                   title={thumb_problem.clone().unwrap_or_default()}>
+                    if let Some(src) = thumb_src {
+                        <img src={src} alt={format!("{}'s screen", vm.name)} />
+                    } else {
+                        <span class="muted">{ thumb_label }</span>
+                    }
+                </a>
+            </td>
             <td>
                 <a data-testid="vm-open" href={props.href.clone()}>{ vm.name.clone() }</a>
                 if let Some(manager) = &vm.managed_by {
