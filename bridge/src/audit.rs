@@ -84,14 +84,15 @@ impl AuditLog {
         self.write(&entry, None);
     }
 
-    /// Appends one line for a burst of typing into the VM's screen: the command
-    /// (`send-key`), how many key chords were sent (`keys`), when the burst began
-    /// (`started`) and its outcome (the first failure, if any); never which keys.
-    pub fn record_burst(&self, entry: Entry<'_>, keys: u64, started: SystemTime) {
-        self.write(&entry, Some((keys, started)));
+    /// Appends one line for a burst of typing or clicking into the VM's screen: the
+    /// command (`send-key`, `input-send-event`), how many chords or clicks went
+    /// (`counted`: `("keys", n)`, `("clicks", n)`), when the burst began (`started`) and its
+    /// outcome (the first failure, if any); never which keys, nor where.
+    pub fn record_burst(&self, entry: Entry<'_>, counted: (&str, u64), started: SystemTime) {
+        self.write(&entry, Some((counted, started)));
     }
 
-    fn write(&self, entry: &Entry<'_>, burst: Option<(u64, SystemTime)>) {
+    fn write(&self, entry: &Entry<'_>, burst: Option<((&str, u64), SystemTime)>) {
         let (outcome, detail) = match &entry.outcome {
             Outcome::Ok => ("ok".to_owned(), None),
             Outcome::Error(class) => (class.clone(), None),
@@ -111,8 +112,8 @@ impl AuditLog {
         if !entry.vm.is_empty() {
             line["vm"] = json!(entry.vm);
         }
-        if let Some((keys, started)) = burst {
-            line["keys"] = json!(keys);
+        if let Some(((counted, n), started)) = burst {
+            line[counted] = json!(n);
             line["started"] = json!(rfc3339(started));
         }
         let mut text = line.to_string();

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use qmp::vm_list::{ListMode, Problem, VmList, VmRow, VmState};
 use tokio::sync::watch;
 
-use crate::keyboard::Keyboard;
+use crate::input::Input;
 use crate::metrics::VmMetrics;
 use crate::mux::Mux;
 use crate::screen::Screen;
@@ -46,8 +46,8 @@ pub struct Vm {
     pub metrics: Arc<VmMetrics>,
     /// Its screen, shared by every viewer.
     pub screen: Screen,
-    /// Its keyboard, shared by every page typing into it.
-    pub keyboard: Keyboard,
+    /// Its keyboard and pointer, shared by every page typing or clicking into it.
+    pub input: Input,
     /// The socket file it was found as in `--qmp-dir` (`None`: named with `--qmp`).
     pub path: Option<PathBuf>,
     /// Since when, and why, it is no longer served (its socket left `--qmp-dir`).
@@ -317,7 +317,7 @@ impl Fleet {
                     LIBVIRT_SCREEN,
                 ),
             },
-            keyboard: Keyboard::new(settings.clone(), mux.clone()),
+            input: Input::new(settings.clone(), mux.clone()),
             settings,
             mux,
             metrics,

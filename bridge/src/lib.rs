@@ -30,7 +30,8 @@
 //! - [`mux_caller`]: the bridge's own QMP client of a VM, on its multiplexer.
 //! - [`screen`]: the VM's screen as a PNG (`screendump`), one in flight per VM whatever
 //!   the number of viewers, bounded in time, size and rate, through a private directory.
-//! - [`keyboard`]: typing into the VM's screen (`send-key`), audited one entry per burst.
+//! - [`input`]: typing (`send-key`) and clicking (`input-send-event`, where the VM has an
+//!   absolute pointer) into the VM's screen, audited one entry per burst.
 //! - [`relay`]: `--mode relay`, one client to one QMP connection, whole messages both ways.
 //! - [`assets`]: the UI, embedded at build time or served from `--ui-dir`.
 //! - [`security`]: the token, Origin and Host checks made before a websocket upgrade.
@@ -56,7 +57,7 @@ pub mod client;
 pub mod config;
 pub mod ending;
 pub mod fleet;
-pub mod keyboard;
+pub mod input;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
 pub mod metrics;

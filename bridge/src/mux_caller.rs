@@ -1,7 +1,7 @@
 //! The bridge's own QMP client of a VM: it attaches to the VM's [`Mux`] like a websocket
 //! client does, never negotiates (so it gets no events), and runs one command at a time
-//! under its own ids. The screen ([`crate::screen`]) and the keyboard
-//! ([`crate::keyboard`]) use it.
+//! under its own ids. The screen ([`crate::screen`]) and the keyboard and pointer
+//! ([`crate::input`]) use it.
 //!
 //! Its commands go through the multiplexer's fair queue and its limits like anyone's; they
 //! are not client frames, so neither the policy nor the audit log sees them here: their

@@ -28,7 +28,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use futures_util::StreamExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -286,14 +286,10 @@ fn router(state: AppState) -> Router {
         .route("/vm/{name}", get(vm_page))
         .route("/screen.png", get(screen_default))
         .route("/vm/{name}/screen.png", get(screen_named))
-        .route(
-            "/keys",
-            post(keys_default).layer(DefaultBodyLimit::max(KEYS_BODY_MAX)),
-        )
-        .route(
-            "/vm/{name}/keys",
-            post(keys_named).layer(DefaultBodyLimit::max(KEYS_BODY_MAX)),
-        )
+        .route("/keys", input_route(post(input_default)))
+        .route("/vm/{name}/keys", input_route(post(input_named)))
+        .route("/pointer", input_route(post(input_default)))
+        .route("/vm/{name}/pointer", input_route(post(input_named)))
         .route("/api/vms", get(api_vms))
         .route("/api/vms/{name}/start", post(start_vm))
         .route("/metrics", get(metrics))
@@ -516,8 +512,13 @@ async fn ui_file(State(state): State<AppState>, uri: Uri, headers: HeaderMap) ->
     state.config.ui.respond(uri.path(), &headers).await
 }
 
-/// The largest body `/vm/NAME/keys` reads.
-const KEYS_BODY_MAX: usize = 64 * 1024;
+/// The largest body `/vm/NAME/keys` and `/vm/NAME/pointer` read.
+const INPUT_BODY_MAX: usize = 64 * 1024;
+
+/// The keys and pointer routes read at most [`INPUT_BODY_MAX`].
+fn input_route(route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.layer(DefaultBodyLimit::max(INPUT_BODY_MAX))
+}
 
 /// The shared-mode VM a screen or keys request is for, once the request passed the token
 /// and Origin checks; or the status and text saying why not (401, 403, 404, or 409 in
@@ -536,7 +537,7 @@ fn vm_for(
         Ok(Route::Shared(vm)) => Ok(vm),
         Ok(Route::Relay(_)) => Err((
             409,
-            "qmp-bridge: the screen and keyboard need shared mode (--mode shared)\n".into(),
+            "qmp-bridge: the screen, keys and clicks need shared mode (--mode shared)\n".into(),
         )),
         Err(reason) => Err((404, reason)),
     }
@@ -623,17 +624,17 @@ struct KeysBody {
     keys: Vec<Vec<String>>,
 }
 
-async fn keys_default(
+async fn input_default(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    keys(&state, peer, &uri, &headers, Ok(None), body).await
+    input(&state, peer, &uri, &headers, Ok(None), body).await
 }
 
-async fn keys_named(
+async fn input_named(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     name: Result<Path<String>, PathRejection>,
@@ -642,11 +643,13 @@ async fn keys_named(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let name = name.map(|Path(name)| Some(name));
-    keys(&state, peer, &uri, &headers, name, body).await
+    input(&state, peer, &uri, &headers, name, body).await
 }
 
-/// Types chords into the VM: `{"sent": N}`, or why not.
-async fn keys(
+/// `POST .../keys` types chords into the VM, `POST .../pointer` with `{"x": 0.5, "y":
+/// 0.25, "button": "left"}` clicks there (`x`, `y` from 0 to 1 across the screen) where
+/// it has an absolute pointer: `{"sent": N}`, or why not.
+async fn input(
     state: &App,
     peer: SocketAddr,
     uri: &Uri,
@@ -662,16 +665,22 @@ async fn keys(
         Ok(body) => body,
         Err(rejection) => return rejection.into_response(),
     };
-    let parsed: KeysBody = match serde_json::from_slice(&body) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            let why = format!(
-                "qmp-bridge: expected {{\"keys\": [[\"ctrl\", \"alt\", \"delete\"], ...]}}: {e}\n"
-            );
-            return uncached(400, why);
+    let client = peer.ip().to_string();
+    let bad = |expected: &str, e: serde_json::Error| {
+        uncached(400, format!("qmp-bridge: expected {expected}: {e}\n"))
+    };
+    let sent = if uri.path().ends_with("/pointer") {
+        match serde_json::from_slice::<crate::input::Click>(&body) {
+            Ok(click) => vm.input.click(&client, &click).await,
+            Err(e) => return bad(r#"{"x": 0.5, "y": 0.5, "button": "left"}"#, e),
+        }
+    } else {
+        match serde_json::from_slice::<KeysBody>(&body) {
+            Ok(keys) => vm.input.send(&client, &keys.keys).await,
+            Err(e) => return bad(r#"{"keys": [["ctrl", "alt", "delete"], ...]}"#, e),
         }
     };
-    match vm.keyboard.send(&peer.ip().to_string(), &parsed.keys).await {
+    match sent {
         Ok(sent) => (
             [
                 (axum::http::header::CONTENT_TYPE, "application/json"),

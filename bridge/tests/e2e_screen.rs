@@ -1,8 +1,9 @@
 //! End to end, the VM's screen: headless Chromium on the console and the VM list of a real
 //! `qmp-bridge`, on real QEMUs with `-vga std` running SeaBIOS (waiting at "Press ESC for
 //! boot menu"): the console shows the screen, a key typed into it reaches the VM (ESC
-//! opens the boot menu), Ctrl-Alt-Del restarts it, a hidden page reads nothing, and the
-//! list shows thumbnails (or says a VM has no display).
+//! opens the boot menu), a click lands on the VM's USB tablet where it was aimed (QEMU's
+//! own input trace says so), Ctrl-Alt-Del restarts it, a hidden page reads nothing, and
+//! the list shows thumbnails (or says a VM has no display).
 //!
 //! Set `QMP_CONSOLE_SCREENSHOTS=DIR` to save what the pages looked like.
 
@@ -104,9 +105,28 @@ async fn screenshot(page: &Page, name: &str) -> testkit::Result<()> {
 
 const SCREEN_IMG: &str = "[data-testid=screen] img";
 
+/// The last value QEMU's input trace gives `axis`, as a fraction of its range.
+fn traced(trace: &str, axis: &str) -> Option<f64> {
+    let prefix = format!("axis {axis}, value 0x");
+    let hex = trace
+        .rsplit(&prefix)
+        .next()
+        .filter(|_| trace.contains(&prefix))?;
+    let hex: String = hex.chars().take_while(char::is_ascii_hexdigit).collect();
+    Some(f64::from(u32::from_str_radix(&hex, 16).ok()?) / 32767.0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_shows_the_screen_and_types_into_it() -> testkit::Result<()> {
-    let qemu = seabios(None)?;
+    let dir = TempDir::new("e2e-screen")?;
+    let trace = dir.path().join("input.trace");
+    let qemu = Qemu::builder()
+        .vga("std")
+        .running()
+        .args(["-boot", "menu=on,splash-time=30000"])
+        .usb_tablet()
+        .input_trace(&trace)
+        .start()?;
     let bridge = BridgeProcess::start(
         Path::new(env!("CARGO_BIN_EXE_qmp-bridge")),
         &["--qmp", &qemu.target(), "--listen", "127.0.0.1:0"],
@@ -162,6 +182,36 @@ async fn the_console_shows_the_screen_and_types_into_it() -> testkit::Result<()>
         "a new frame came"
     );
     screenshot(&page, "console-screen").await?;
+
+    // a click a quarter across and three quarters down the picture lands there
+    let at = page
+        .eval(&format!(
+            "(() => {{ const r = document.querySelector('{SCREEN_IMG}').getBoundingClientRect(); \
+             return [r.left + r.width / 4, r.top + r.height * 3 / 4]; }})()"
+        ))
+        .await?;
+    let (x, y) = (at[0].as_f64().unwrap_or(0.0), at[1].as_f64().unwrap_or(0.0));
+    for kind in ["mousePressed", "mouseReleased"] {
+        page.call(
+            "Input.dispatchMouseEvent",
+            json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
+        )
+        .await?;
+    }
+    let log = testkit::wait_until(WAIT, "the click in QEMU's input trace", || {
+        let t = std::fs::read_to_string(&trace).ok()?;
+        t.contains("button left, down 0").then_some(t)
+    })?;
+    let (tx, ty) = (traced(&log, "x"), traced(&log, "y"));
+    assert!(
+        tx.is_some_and(|v| (v - 0.25).abs() < 0.02) && ty.is_some_and(|v| (v - 0.75).abs() < 0.02),
+        "the click landed at {tx:?}, {ty:?}"
+    );
+    assert_eq!(
+        page.testid_text("screen-note").await?,
+        Value::Null,
+        "no click error"
+    );
 
     // Ctrl-Alt-Del restarts the VM: SeaBIOS starts over, without the menu
     page.click("send-ctrl-alt-del").await?;

@@ -1,6 +1,7 @@
-//! The VM's screen and keyboard through the bridge, against a real QEMU with `-vga std`
-//! running SeaBIOS (which waits at "Press ESC for boot menu"): `/vm/NAME/screen.png`
-//! and `/vm/NAME/keys`, with their token, policy, sharing, timeout and audit rules.
+//! The VM's screen, keyboard and pointer through the bridge, against a real QEMU with
+//! `-vga std` running SeaBIOS (which waits at "Press ESC for boot menu"):
+//! `/vm/NAME/screen.png`, `/vm/NAME/keys` and `/vm/NAME/pointer`, with their token,
+//! policy, sharing, timeout and audit rules.
 
 mod common;
 
@@ -87,6 +88,10 @@ fn screen_path() -> String {
 
 fn keys_path() -> String {
     format!("/vm/test-vm/keys?token={TOKEN}")
+}
+
+fn pointer_path() -> String {
+    format!("/vm/test-vm/pointer?token={TOKEN}")
 }
 
 /// The screen once SeaBIOS has drawn its first line.
@@ -268,6 +273,10 @@ async fn typing_reaches_the_vm_and_is_audited_once_per_burst() -> testkit::Resul
     assert!(r.text().contains("nope"));
     let r = post(&bridge, &keys_path(), &[], json!({"text": "hi"})).await?;
     assert_eq!(r.status, 400, "{}", r.text());
+    // no USB tablet here: a click could not land where it is aimed
+    let r = post(&bridge, &pointer_path(), &[], json!({"x": 0.5, "y": 0.5})).await?;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("absolute pointer"), "{}", r.text());
 
     // ESC opens SeaBIOS's boot menu; then modifiers alone, which change nothing there:
     // one burst of typing
@@ -302,14 +311,17 @@ async fn typing_reaches_the_vm_and_is_audited_once_per_burst() -> testkit::Resul
     // the whole burst is one line, written once typing stopped for 2 s
     tokio::time::sleep(Duration::from_secs(3)).await;
     let text = std::fs::read_to_string(&audit)?;
-    assert_eq!(text, line, "one entry, and nothing after it: {text}");
     let entries: Vec<serde_json::Value> = text
         .lines()
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
-    assert_eq!(entries.len(), 1, "{text}");
-    let e = &entries[0];
-    assert_eq!(e["command"], "send-key");
+    // one for the typing, one for the click that found no pointer
+    assert_eq!(entries.len(), 2, "{text}");
+    assert!(text.starts_with(&line), "{text}");
+    let e = entries
+        .iter()
+        .find(|e| e["command"] == "send-key")
+        .ok_or("no send-key burst")?;
     assert_eq!(e["vm"], "test-vm");
     assert_eq!(e["client"], "127.0.0.1");
     assert_eq!(e["keys"], 5, "{e}");
@@ -341,6 +353,9 @@ async fn read_only_serves_the_screen_and_refuses_typing() -> testkit::Result<()>
     let r = post(&bridge, &keys_path(), &[], json!({"keys": [["esc"]]})).await?;
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.text().contains("--read-only"), "{}", r.text());
+    let r = post(&bridge, &pointer_path(), &[], json!({"x": 0.5, "y": 0.5})).await?;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("--read-only"), "{}", r.text());
     // nor may a client name a file for screendump itself
     let mut ws = QmpWs::connect(&format!("{}/test-vm?token={TOKEN}", bridge.ws_url())).await?;
     ws.handshake().await?;
@@ -363,6 +378,72 @@ async fn read_only_serves_the_screen_and_refuses_typing() -> testkit::Result<()>
     })?;
     assert!(log.contains("\"outcome\":\"refused\""), "{log}");
     assert!(log.contains("\"keys\":0"), "{log}");
+    bridge.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clicks_reach_an_absolute_pointer_and_are_audited_without_where() -> testkit::Result<()> {
+    let dir = TempDir::new("screen-click")?;
+    let trace = dir.path().join("input.trace");
+    let audit = dir.path().join("audit.jsonl");
+    let qemu = Qemu::builder()
+        .vga("std")
+        .running()
+        .usb_tablet()
+        .input_trace(&trace)
+        .start()?;
+    let mut settings = common::settings(&qemu.target());
+    settings.audit = Some(Arc::new(AuditLog::open(&audit)?));
+    let bridge = bridge(settings, Mode::Shared).await;
+
+    let click = json!({"x": 0.5, "y": 0.25});
+    let r = post(&bridge, "/vm/test-vm/pointer", &[], click.clone()).await?;
+    assert_eq!(r.status, 401, "without the token");
+    let r = post(
+        &bridge,
+        &pointer_path(),
+        &[("Origin", "http://evil.example")],
+        click.clone(),
+    )
+    .await?;
+    assert_eq!(r.status, 403, "a cross-site click");
+    for bad in [
+        json!({"x": 1.5, "y": 0}),
+        json!({"x": 0, "y": 0, "button": "nose"}),
+    ] {
+        let r = post(&bridge, &pointer_path(), &[], bad).await?;
+        assert_eq!(r.status, 400, "{}", r.text());
+    }
+    let r = post(&bridge, &pointer_path(), &[], click).await?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), r#"{"sent":1}"#);
+    // QEMU's own trace of its input events: moved to (16384, 8192) of 32767, pressed, released
+    let log = testkit::wait_until(Duration::from_secs(10), "the click in QEMU's trace", || {
+        let t = std::fs::read_to_string(&trace).ok()?;
+        t.contains("button left, down 0").then_some(t)
+    })?;
+    let at = |s: &str| log.find(s).unwrap_or_else(|| panic!("no {s:?} in {log}"));
+    assert!(at("axis x, value 0x4000") < at("button left, down 1"));
+    assert!(at("axis y, value 0x2000") < at("button left, down 1"));
+    assert!(at("button left, down 1") < at("button left, down 0"));
+
+    let text = testkit::wait_until(Duration::from_secs(10), "the clicks' audit line", || {
+        std::fs::read_to_string(&audit)
+            .ok()
+            .filter(|t| t.contains("input-send-event"))
+    })?;
+    let e: serde_json::Value = serde_json::from_str(text.lines().next().unwrap_or(""))?;
+    assert_eq!(e["command"], "input-send-event", "{e}");
+    assert_eq!(e["clicks"], 1, "{e}");
+    assert_eq!(
+        e["outcome"], "GenericError",
+        "the bad ones were part of it: {e}"
+    );
+    assert!(
+        !text.contains("0.25") && !text.contains("8192"),
+        "where: {text}"
+    );
     bridge.stop().await?;
     Ok(())
 }

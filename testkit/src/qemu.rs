@@ -137,6 +137,19 @@ impl QemuBuilder {
         self
     }
 
+    /// A USB tablet: an absolute pointer (`-usb -device usb-tablet`).
+    pub fn usb_tablet(self) -> Self {
+        self.args(["-usb", "-device", "usb-tablet"])
+    }
+
+    /// QEMU writes every input event it is given (keys, pointer moves, buttons) to `path`
+    /// (its `input_event_*` trace points), e.g. `input_event_btn con -1, button left,
+    /// down 1`.
+    pub fn input_trace(self, path: &Path) -> Self {
+        let path = path.to_string_lossy().into_owned();
+        self.args(["-trace", "input_event_*", "-D"]).args([path])
+    }
+
     /// More arguments for QEMU's command line.
     pub fn args<I, S>(mut self, args: I) -> Self
     where

@@ -82,10 +82,10 @@ impl PageUrl {
         vm_page_path(&self.location().0, name)
     }
 
-    /// The screen and keyboard of the VM this console is for: `vm/NAME/screen.png` and
-    /// `vm/NAME/keys` (`screen.png` and `keys` beside a single VM's console at `/`),
-    /// carrying the page's query (so its token). `None` for a console pointed elsewhere
-    /// with `?ws=`.
+    /// The screen, keyboard and pointer of the VM this console is for:
+    /// `vm/NAME/screen.png`, `vm/NAME/keys` and `vm/NAME/pointer` (`screen.png`, `keys` and
+    /// `pointer` beside a single VM's console at `/`), carrying the page's query (so its
+    /// token). `None` for a console pointed elsewhere with `?ws=`.
     pub fn screen_urls(&self) -> Option<ScreenUrls> {
         if query_param(&self.search, "ws").is_some() {
             return None;
@@ -97,6 +97,7 @@ impl PageUrl {
         Some(ScreenUrls {
             screen: format!("{base}screen.png{}", self.search),
             keys: format!("{base}keys{}", self.search),
+            pointer: format!("{base}pointer{}", self.search),
         })
     }
 
@@ -113,6 +114,8 @@ pub struct ScreenUrls {
     pub screen: String,
     /// `POST`: key chords to type.
     pub keys: String,
+    /// `POST`: a click.
+    pub pointer: String,
 }
 
 /// Reads `name` from a URL query string (`?a=1&b=2`), percent-decoded.
@@ -347,6 +350,7 @@ mod tests {
         let vm = page("/qmp/vm/web%201", "?token=t").screen_urls().unwrap();
         assert_eq!(vm.screen, "/qmp/vm/web%201/screen.png?token=t");
         assert_eq!(vm.keys, "/qmp/vm/web%201/keys?token=t");
+        assert_eq!(vm.pointer, "/qmp/vm/web%201/pointer?token=t");
         let single = page("/", "?token=t").screen_urls().unwrap();
         assert_eq!(single.screen, "/screen.png?token=t");
         assert_eq!(single.keys, "/keys?token=t");

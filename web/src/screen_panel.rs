@@ -1,7 +1,7 @@
 //! The console's screen: reads the VM's screen ([`hooks::use_live_screen`]), turns keys
 //! pressed in the view into chords ([`KeyTracker`]) and sends them in order, batched while
-//! one request is on its way, to the bridge's `keys` route; shows it all with
-//! [`ScreenView`].
+//! one request is on its way, to the bridge's `keys` route, and clicks to its `pointer`
+//! route; shows it all with [`ScreenView`].
 //!
 //! [`hooks::use_live_screen`]: crate::hooks::use_live_screen
 
@@ -129,10 +129,23 @@ pub fn screen_panel(props: &ScreenPanelProps) -> Html {
         })
     };
     let on_ctrl_alt_del = sender.reform(|()| vec![keys::CTRL_ALT_DEL.to_vec()]);
+    let on_click = {
+        let (url, note) = (props.urls.pointer.clone(), note.clone());
+        Callback::from(move |(x, y, button): (f64, f64, &'static str)| {
+            let (url, note) = (url.clone(), note.clone());
+            let body = serde_json::json!({ "x": x, "y": y, "button": button }).to_string();
+            wasm_bindgen_futures::spawn_local(async move {
+                match post_json(&url, &body).await {
+                    Ok(_) => note.set(None),
+                    Err(why) => note.set(Some(format!("click not sent: {why}"))),
+                }
+            });
+        })
+    };
     html! {
         <ScreenView src={shown.src_text()} frames={shown.frames}
                     problem={shown.problem.clone().map(AttrValue::from)}
                     note={(*note).clone().map(AttrValue::from)}
-                    {on_keydown} {on_keyup} {on_blur} {on_paste} {on_ctrl_alt_del} />
+                    {on_keydown} {on_keyup} {on_blur} {on_paste} {on_ctrl_alt_del} {on_click} />
     }
 }

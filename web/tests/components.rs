@@ -659,12 +659,14 @@ async fn the_screen_view_reports_keys_paste_and_ctrl_alt_del() {
     let root = mount_point();
     let (on_keydown, keys) = recorder::<web_sys::KeyboardEvent>();
     let (on_ctrl_alt_del, cad) = recorder::<()>();
+    let (on_click, clicks) = recorder::<(f64, f64, &'static str)>();
     let props = props!(ScreenViewProps {
         src: Some(AttrValue::from("data:image/png;base64,")),
         frames: 3u64,
         note: Some(AttrValue::from("keys not sent: HTTP 403: refused")),
         on_keydown,
         on_ctrl_alt_del,
+        on_click,
     });
     yew::Renderer::<ScreenView>::with_root_and_props(root.clone(), props).render();
     settle().await;
@@ -690,6 +692,22 @@ async fn the_screen_view_reports_keys_paste_and_ctrl_alt_del() {
     assert_eq!(keys.borrow()[0].code(), "Escape");
     click(&root, "[data-testid=send-ctrl-alt-del]");
     assert_eq!(cad.borrow().len(), 1);
+    // a right click at the picture's top left corner
+    let img = screen.query_selector("img").unwrap().unwrap();
+    img.set_attribute("style", "width: 200px; height: 100px")
+        .unwrap();
+    let rect = img.get_bounding_client_rect();
+    let init = web_sys::MouseEventInit::new();
+    init.set_button(2);
+    init.set_bubbles(true);
+    init.set_client_x(rect.left() as i32);
+    init.set_client_y(rect.top() as i32);
+    let ev = web_sys::MouseEvent::new_with_mouse_event_init_dict("mousedown", &init).unwrap();
+    img.dispatch_event(&ev).unwrap();
+    let seen = clicks.borrow().clone();
+    assert_eq!(seen.len(), 1);
+    let (x, y, button) = seen[0];
+    assert!(x < 0.01 && y < 0.02 && button == "right", "{seen:?}");
 }
 
 #[wasm_bindgen_test]

@@ -1,5 +1,6 @@
 //! The VM's screen in the console: the picture, focusable so that keys typed (and text
-//! pasted) while it has the focus go to the VM, and a "send Ctrl-Alt-Del" button. It
+//! pasted) while it has the focus go to the VM, clicked to click there (where the VM has
+//! an absolute pointer), and a "send Ctrl-Alt-Del" button. It
 //! shows what it is given and reports the keys; which chords they make and the sending
 //! are the owner's ([`crate::screen_panel`]).
 
@@ -33,6 +34,22 @@ pub struct ScreenViewProps {
     /// The Ctrl-Alt-Del button.
     #[prop_or_default]
     pub on_ctrl_alt_del: Callback<()>,
+    /// A click on the picture: where (0 to 1 across it, left to right and top to bottom)
+    /// and which button (`left`, `middle`, `right`).
+    #[prop_or_default]
+    pub on_click: Callback<(f64, f64, &'static str)>,
+}
+
+/// Where a mouse event is on the element it targets, from 0 to 1 across it.
+fn fraction(e: &MouseEvent) -> Option<(f64, f64)> {
+    let el = e.target()?.dyn_into::<web_sys::Element>().ok()?;
+    let rect = el.get_bounding_client_rect();
+    if rect.width() <= 0.0 || rect.height() <= 0.0 {
+        return None;
+    }
+    let x = (f64::from(e.client_x()) - rect.left()) / rect.width();
+    let y = (f64::from(e.client_y()) - rect.top()) / rect.height();
+    Some((x.clamp(0.0, 1.0), y.clamp(0.0, 1.0)))
 }
 
 #[function_component(ScreenView)]
@@ -50,11 +67,26 @@ pub fn screen_view(props: &ScreenViewProps) -> Html {
     });
     let onblur = props.on_blur.reform(|_: FocusEvent| ());
     let cad = props.on_ctrl_alt_del.reform(|_: MouseEvent| ());
+    let on_click = props.on_click.clone();
+    let onmousedown = Callback::from(move |e: MouseEvent| {
+        let button = match e.button() {
+            0 => "left",
+            1 => "middle",
+            2 => "right",
+            _ => return,
+        };
+        if let Some((x, y)) = fraction(&e) {
+            e.prevent_default();
+            on_click.emit((x, y, button));
+        }
+    });
+    // the right button clicks in the VM, not the page's menu
+    let oncontextmenu = Callback::from(|e: MouseEvent| e.prevent_default());
     html! {
         <section class="screen-pane">
             <div class="bar">
                 <h2>{ "Screen" }</h2>
-                <span class="muted">{ "click it and type; paste types text" }</span>
+                <span class="muted">{ "click it and type; paste types text; clicks go to a USB tablet" }</span>
                 <span class="spacer"></span>
                 <button data-testid="send-ctrl-alt-del" onclick={cad} title="send Ctrl-Alt-Del to the VM">
                     { "Ctrl-Alt-Del" }
@@ -63,7 +95,8 @@ pub fn screen_view(props: &ScreenViewProps) -> Html {
             <div class="screen" data-testid="screen" tabindex="0" data-frames={props.frames.to_string()}
                  onkeydown={props.on_keydown.clone()} onkeyup={props.on_keyup.clone()} {onblur} {onpaste}>
                 if let Some(src) = &props.src {
-                    <img src={src.clone()} alt="the VM's screen" draggable="false" />
+                    <img src={src.clone()} alt="the VM's screen" draggable="false"
+                         {onmousedown} {oncontextmenu} />
                 }
                 if let Some(problem) = &props.problem {
                     <p class="screen-problem" data-testid="screen-problem">{ problem.clone() }</p>
