@@ -86,7 +86,7 @@ pub fn screen_view(props: &ScreenViewProps) -> Html {
         <section class="screen-pane">
             <div class="bar">
                 <h2>{ "Screen" }</h2>
-                <span class="muted">{ "click it and type; paste types text; clicks go to a USB tablet" }</span>
+                <span class="muted">{ "click it and type; paste types text" }</span>
                 <span class="spacer"></span>
                 <button data-testid="send-ctrl-alt-del" onclick={cad} title="send Ctrl-Alt-Del to the VM">
                     { "Ctrl-Alt-Del" }
