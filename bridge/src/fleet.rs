@@ -56,7 +56,7 @@ pub struct Vm {
     pub domain_active: Option<AtomicBool>,
     /// A libvirt domain: the way to it, for what goes through libvirt's own API.
     #[cfg(feature = "libvirt")]
-    pub domain: Option<crate::libvirt::DomainMonitor>,
+    pub domain: std::sync::OnceLock<crate::libvirt::DomainMonitor>,
     /// Flipped (or dropped) to stop the multiplexer.
     retire: watch::Sender<bool>,
 }
@@ -325,7 +325,7 @@ impl Fleet {
             gone: Mutex::new(None),
             domain_active: domain_active.map(AtomicBool::new),
             #[cfg(feature = "libvirt")]
-            domain: None,
+            domain: std::sync::OnceLock::new(),
             retire,
         })
     }
@@ -354,10 +354,8 @@ impl Fleet {
         let mut settings = self.base.for_vm(&name, target);
         settings.policy.guarded = self.base.libvirt_guarded;
         let domain = monitor.clone();
-        let mut vm = self.start_on(settings, None, Some(active), |_| monitor);
-        if let Some(vm) = Arc::get_mut(&mut vm) {
-            vm.domain = Some(domain);
-        }
+        let vm = self.start_on(settings, None, Some(active), |_| monitor);
+        let _ = vm.domain.set(domain);
         vms.insert(name, vm);
     }
 

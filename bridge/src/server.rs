@@ -460,7 +460,7 @@ async fn start_vm(
         return answer(StatusCode::FORBIDDEN, "GenericError", &desc);
     }
     #[cfg(feature = "libvirt")]
-    if let Some(domain) = vm.domain.clone() {
+    if let Some(domain) = vm.domain.get().cloned() {
         let started = tokio::task::spawn_blocking(move || domain.start())
             .await
             .unwrap_or_else(|e| Err(e.to_string()));
