@@ -626,3 +626,159 @@ async fn oob_raw_mode_history_and_reconnects() -> testkit::Result<()> {
     s.assert_no_errors();
     Ok(())
 }
+
+/// What of the page lies outside the viewport sideways, or outside the box of an ancestor
+/// that clips or scrolls it; and scroll areas that scroll sideways. Empty when it all fits.
+const OVERFLOW: &str = r#"(() => {
+  const W = document.documentElement.clientWidth;
+  const out = [];
+  const sw = document.documentElement.scrollWidth;
+  if (sw > W) out.push(`the page is ${sw} px wide in a ${W} px viewport`);
+  const name = el => el.dataset.testid ? `[data-testid=${el.dataset.testid}]`
+    : el.tagName.toLowerCase() + (typeof el.className === 'string' && el.className.trim() ? '.' + el.className.trim().split(/\s+/).join('.') : '');
+  for (const el of document.querySelectorAll('body *')) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    let left = 0, right = W;
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      if (getComputedStyle(a).overflowX !== 'visible') {
+        const ar = a.getBoundingClientRect();
+        left = Math.max(left, ar.left); right = Math.min(right, ar.right);
+      }
+    }
+    if (r.left < left - 1 || r.right > right + 1)
+      out.push(`${name(el)} spans ${Math.round(r.left)}..${Math.round(r.right)} px, outside ${Math.round(left)}..${Math.round(right)}`);
+    const s = getComputedStyle(el);
+    if (['auto', 'scroll'].includes(s.overflowX) && !['INPUT', 'TEXTAREA'].includes(el.tagName)
+        && el.scrollWidth > el.clientWidth + 1)
+      out.push(`${name(el)} scrolls sideways (${el.scrollWidth} px in ${el.clientWidth})`);
+  }
+  return out.slice(0, 20);
+})()"#;
+
+/// The controls in `testids` that cannot be seen and clicked once scrolled to: each is
+/// scrolled into view and must be what is under its own centre (not clipped, not covered).
+async fn unreachable(page: &Page, testids: &[&str]) -> testkit::Result<Vec<String>> {
+    let ids = serde_json::to_string(testids)?;
+    let v = page
+        .eval(&format!(
+            r#"(() => {{
+  const out = [];
+  for (const id of {ids}) {{
+    const el = document.querySelector(`[data-testid="${{id}}"]`);
+    if (!el) {{ out.push(`${{id}}: absent`); continue; }}
+    el.scrollIntoView({{block: 'center', inline: 'center'}});
+    const r = el.getBoundingClientRect();
+    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    if (!hit || !(el.contains(hit) || hit.contains(el)))
+      out.push(`${{id}}: at ${{Math.round(r.left)}},${{Math.round(r.top)}} ${{Math.round(r.width)}}x${{Math.round(r.height)}}, under it ${{hit ? hit.tagName + '.' + hit.className : 'nothing'}}`);
+  }}
+  window.scrollTo(0, 0);
+  return out;
+}})()"#
+        ))
+        .await?;
+    Ok(serde_json::from_value(v)?)
+}
+
+/// Sets the viewport (CSS pixels); `mobile` emulates a phone (its viewport meta applies).
+async fn viewport(page: &Page, width: u32, height: u32, mobile: bool) -> testkit::Result<()> {
+    page.call(
+        "Emulation.setDeviceMetricsOverride",
+        serde_json::json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
+    )
+    .await?;
+    // a frame or two for the layout to follow
+    page.eval("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_layout_fits_from_760_px_up_and_scrolls_on_a_phone() -> testkit::Result<()> {
+    let s = open_console().await?;
+    let page = &s.page;
+    // error entries: QEMU's own error, and a request sent despite its schema problem
+    page.fill("command-name", "device_del").await?;
+    page.fill(
+        "command-args",
+        r#"{"id": "no-such-device-with-a-rather-long-name"}"#,
+    )
+    .await?;
+    page.click("send").await?;
+    s.newest_reply().await?;
+    page.fill("command-args", "{}").await?;
+    page.click("send-anyway").await?;
+    page.wait_for(
+        "document.querySelectorAll('[data-testid=response][data-ok=false]').length === 2",
+        WAIT,
+    )
+    .await?;
+    // HMP output with long lines
+    page.click("mode-hmp").await?;
+    page.fill("hmp-line", "info qtree").await?;
+    page.click("send").await?;
+    page.wait_for(
+        "document.querySelectorAll('[data-testid=response][data-ok=true]').length === 1",
+        WAIT,
+    )
+    .await?;
+    // a command's hints open (a union's arguments), and the refusal of a bad send
+    page.click("mode-json").await?;
+    page.fill("command-args", "").await?;
+    page.fill("command-name", "blockdev-add").await?;
+    page.wait_for("document.querySelector('[data-testid=args-view]')", WAIT)
+        .await?;
+    page.eval("[...document.querySelectorAll('[data-testid=args-view] .variant .toggle')].find(b => b.textContent.includes('driver = file')).click()").await?;
+    page.fill("command-args", r#"{"driver": "file"}"#).await?;
+    page.click("send").await?;
+    page.wait_for("document.querySelector('[data-testid=refused]')", WAIT)
+        .await?;
+    let controls = [
+        "command-name",
+        "command-args",
+        "send",
+        "send-anyway",
+        "format",
+        "rerun",
+        "events-export",
+        "event-filter",
+        "action-quit",
+        "connect",
+    ];
+    for (width, height, mobile, name) in [
+        (1400, 900, false, "layout-1400x900"),
+        (800, 900, false, "layout-800x900"),
+        (760, 700, false, "layout-760x700"),
+        (390, 844, true, "layout-phone"),
+    ] {
+        viewport(page, width, height, mobile).await?;
+        let size = format!("{width}x{height}");
+        let overflow: Vec<String> = serde_json::from_value(page.eval(OVERFLOW).await?)?;
+        assert!(overflow.is_empty(), "at {size}: {overflow:#?}");
+        let lost = unreachable(page, &controls).await?;
+        assert!(lost.is_empty(), "at {size}: {lost:#?}");
+        // the transcript keeps room to be read, hints open or not
+        let transcript = page
+            .eval("document.querySelector('.transcript').getBoundingClientRect().height")
+            .await?;
+        let transcript = transcript.as_f64().unwrap_or(0.0);
+        assert!(
+            transcript >= 240.0,
+            "at {size}: the transcript is {transcript} px high"
+        );
+        s.screenshot(name).await?;
+        // and further down: the error entries, then the events
+        page.eval(
+            "document.querySelector('[data-testid=response][data-ok=false]').scrollIntoView()",
+        )
+        .await?;
+        s.screenshot(&format!("{name}-errors")).await?;
+        page.eval("document.querySelector('[data-testid=events-export]').scrollIntoView()")
+            .await?;
+        s.screenshot(&format!("{name}-events")).await?;
+        page.eval("window.scrollTo(0, 0)").await?;
+    }
+    s.assert_no_errors();
+    Ok(())
+}
