@@ -67,6 +67,12 @@ async fn open_console_on(target: &str, flags: &[&str]) -> testkit::Result<Sessio
     let browser = Browser::launch().await?;
     let page = browser.new_page(&bridge.url).await?;
     wait_ready(&page).await?;
+    // and QEMU's schema read (completion, templates and checks need it)
+    page.wait_for(
+        "!document.querySelector('.notices')?.textContent.includes(\"reading QEMU's schema\")",
+        WAIT,
+    )
+    .await?;
     Ok(Session {
         page,
         browser,
@@ -779,6 +785,62 @@ async fn the_layout_fits_from_760_px_up_and_scrolls_on_a_phone() -> testkit::Res
         s.screenshot(&format!("{name}-events")).await?;
         page.eval("window.scrollTo(0, 0)").await?;
     }
+    s.assert_no_errors();
+    Ok(())
+}
+
+/// `(data-testid of the focused element, its caret)`.
+async fn focus(page: &Page) -> testkit::Result<(String, Option<u64>)> {
+    let v = page
+        .eval("[document.activeElement?.dataset.testid ?? null, document.activeElement?.selectionStart ?? null]")
+        .await?;
+    Ok((v[0].as_str().unwrap_or_default().to_owned(), v[1].as_u64()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enter_never_sends_a_half_filled_template() -> testkit::Result<()> {
+    let s = open_console().await?;
+    let page = &s.page;
+    // device_del + Enter: the template's id is empty, so nothing goes, and the caret
+    // lands in it
+    page.fill("command-name", "device_del").await?;
+    page.key("Enter", false).await?;
+    let refused = page.testid_text("refused").await?;
+    assert_eq!(
+        refused,
+        Value::from("not sent: placeholder $.id is empty (fill in, or Send anyway)")
+    );
+    let args = page
+        .eval("document.querySelector('[data-testid=command-args]').value")
+        .await?;
+    let args = args.as_str().unwrap_or_default().to_owned();
+    let caret = args.find("\"\"").expect("a placeholder") as u64 + 1;
+    assert_eq!(focus(page).await?, ("command-args".to_owned(), Some(caret)));
+    // Ctrl+Enter and the Send button refuse it too
+    page.key("Enter", true).await?;
+    page.click("send").await?;
+    assert_eq!(s.responses().await?, 0);
+    // typed into the placeholder, it goes
+    page.eval(&format!(
+        "(() => {{ const a = document.activeElement; a.setRangeText('nic1', {caret}, {caret}); \
+         a.dispatchEvent(new InputEvent('input', {{bubbles: true}})); }})()"
+    ))
+    .await?;
+    page.key("Enter", true).await?;
+    let (_, ok) = s.newest_reply().await?;
+    assert_eq!(ok, "false");
+    assert_eq!(
+        page.testid_text("error").await?,
+        Value::from("DeviceNotFound: Device 'nic1' not found")
+    );
+    testkit::wait_until(WAIT, "device_del in the bridge's log", || {
+        (s.relayed("device_del") == 1).then_some(())
+    })?;
+    let log = s.bridge.log();
+    assert!(
+        !log.contains(r#"{\"id\":\"\"}"#) && !log.contains(r#"{"id":""}"#),
+        "no empty id went: {log}"
+    );
     s.assert_no_errors();
     Ok(())
 }

@@ -299,7 +299,9 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-fn member_path(path: &str, name: &str) -> String {
+/// The JSON path of member `name` of the value at `path`, as problems name places:
+/// `$.id`, or `$["a b"]` for a name that is not a plain identifier.
+pub fn member_path(path: &str, name: &str) -> String {
     let plain = !name.is_empty()
         && name
             .bytes()

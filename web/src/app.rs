@@ -236,15 +236,11 @@ impl App {
         if !msg.keeps_refusal() {
             self.refused = None;
         }
-        let done = match msg {
-            FormMsg::Send(anyway) => self.check.request(anyway).map(|r| self.dispatch(r)),
-            edit => {
-                let schema = self.console.schema().cloned();
-                self.form.update(edit, schema.as_deref())
-            }
-        };
-        if let Err(e) = done {
-            self.refused = Some(e.into());
+        let schema = self.console.schema().cloned();
+        match self.form.update(msg, schema.as_deref()) {
+            Ok(Some(request)) => self.dispatch(request),
+            Ok(None) => {}
+            Err(e) => self.refused = Some(e.into()),
         }
         self.refresh_form();
     }

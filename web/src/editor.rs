@@ -1,12 +1,14 @@
 //! The command form as plain Rust: mode, command name, the arguments' JSON text, its
 //! syntax errors, schema validation, and the history of what was sent.
 //!
-//! The view reports [`FormMsg`]s; [`Form::update`] applies the edits among them (Format
-//! and Minify included). [`Form::check`] decides what the Send button does: send, show a
-//! syntax error (nothing is sent), or show schema problems (sent only by an explicit
-//! "send anyway"); [`Check::request`] turns that into the request or the refusal.
+//! The view reports [`FormMsg`]s; [`Form::update`] applies them (Format and Minify
+//! included) and says what Send does. [`Form::check`] decides it: send, show a syntax error
+//! (nothing is sent), or show schema problems and empty placeholders (sent only by an
+//! explicit "send anyway"); [`Check::request`] turns that into the request or the refusal.
+//! A refusal for an empty placeholder asks the page to put the caret in it
+//! ([`Form::focus`]).
 
-use qmp::schema::Problem;
+use qmp::schema::{member_path, Problem};
 use qmp::Schema;
 use serde_json::{json, Value};
 
@@ -87,6 +89,174 @@ pub fn minify(text: &str) -> Result<String, SyntaxError> {
     Ok(parse_args(text)?.map(|v| v.to_string()).unwrap_or_default())
 }
 
+/// An empty string value in the arguments: a template's placeholder not filled in yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placeholder {
+    /// Where, as problems name places (`$.id`).
+    pub path: String,
+    /// The caret position between its quotes, in UTF-16 units as a text area counts.
+    pub caret: usize,
+}
+
+/// The empty string values of JSON `text` (member names aside), in text order. Meant for
+/// text that parses; on text that does not, it gives what it found before the fault.
+pub fn placeholders(text: &str) -> Vec<Placeholder> {
+    let mut utf16 = 0;
+    let chars = text
+        .chars()
+        .map(|c| {
+            let at = utf16;
+            utf16 += c.len_utf16();
+            (c, at)
+        })
+        .collect();
+    let mut walk = Walk {
+        chars,
+        i: 0,
+        found: Vec::new(),
+    };
+    walk.value("$");
+    walk.found
+}
+
+/// A walk over JSON text that notes the empty strings' places.
+struct Walk {
+    /// Each character with its UTF-16 offset.
+    chars: Vec<(char, usize)>,
+    i: usize,
+    found: Vec<Placeholder>,
+}
+
+impl Walk {
+    fn peek(&mut self) -> Option<char> {
+        while self
+            .chars
+            .get(self.i)
+            .is_some_and(|(c, _)| c.is_whitespace())
+        {
+            self.i += 1;
+        }
+        self.chars.get(self.i).map(|(c, _)| *c)
+    }
+
+    /// A string at the cursor (its opening quote): its text, escapes decoded.
+    fn string(&mut self) -> Option<String> {
+        self.i += 1;
+        let mut s = String::new();
+        loop {
+            let (c, _) = *self.chars.get(self.i)?;
+            self.i += 1;
+            match c {
+                '"' => return Some(s),
+                '\\' => {
+                    let (e, _) = *self.chars.get(self.i)?;
+                    self.i += 1;
+                    s.push(match e {
+                        'n' => '\n',
+                        't' => '\t',
+                        'r' => '\r',
+                        'b' => '\u{8}',
+                        'f' => '\u{c}',
+                        'u' => {
+                            let hex: String = self
+                                .chars
+                                .get(self.i..self.i + 4)?
+                                .iter()
+                                .map(|(c, _)| c)
+                                .collect();
+                            self.i += 4;
+                            u32::from_str_radix(&hex, 16)
+                                .ok()
+                                .and_then(char::from_u32)
+                                .unwrap_or('\u{fffd}')
+                        }
+                        other => other,
+                    });
+                }
+                c => s.push(c),
+            }
+        }
+    }
+
+    fn value(&mut self, path: &str) -> Option<()> {
+        match self.peek()? {
+            '{' => {
+                self.i += 1;
+                loop {
+                    match self.peek()? {
+                        '}' => break,
+                        ',' => self.i += 1,
+                        '"' => {
+                            let key = self.string()?;
+                            if self.peek()? != ':' {
+                                return None;
+                            }
+                            self.i += 1;
+                            self.value(&member_path(path, &key))?;
+                        }
+                        _ => return None,
+                    }
+                }
+                self.i += 1;
+            }
+            '[' => {
+                self.i += 1;
+                let mut n = 0;
+                loop {
+                    match self.peek()? {
+                        ']' => break,
+                        ',' => self.i += 1,
+                        _ => {
+                            self.value(&format!("{path}[{n}]"))?;
+                            n += 1;
+                        }
+                    }
+                }
+                self.i += 1;
+            }
+            '"' => {
+                let at = self.chars[self.i].1;
+                if self.string()?.is_empty() {
+                    self.found.push(Placeholder {
+                        path: path.to_owned(),
+                        caret: at + 1,
+                    });
+                }
+            }
+            _ => {
+                // a number or a literal
+                while self
+                    .chars
+                    .get(self.i)
+                    .is_some_and(|(c, _)| !matches!(c, ',' | '}' | ']') && !c.is_whitespace())
+                {
+                    self.i += 1;
+                }
+            }
+        }
+        Some(())
+    }
+}
+
+/// A field of the form, for the keyboard focus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Name,
+    Args,
+    Hmp,
+    Raw,
+}
+
+/// Where the page should put the keyboard focus: each new request has a new `seq`, so the
+/// same place asked twice is still a change for the view to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FocusRequest {
+    pub field: Field,
+    /// The caret position (UTF-16 units), when it matters.
+    pub caret: Option<usize>,
+    pub seq: u32,
+}
+
 /// What the form's view asks of its owner.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FormMsg {
@@ -103,7 +273,7 @@ pub enum FormMsg {
     /// Walk the history: older (true) or newer.
     Recall(bool),
     Clear,
-    /// Send; `true` sends despite schema problems.
+    /// Send; `true` sends despite schema problems and empty placeholders.
     Send(bool),
 }
 
@@ -122,11 +292,12 @@ pub enum Check {
     Empty,
     /// The arguments are not JSON: nothing can be sent.
     Syntax(SyntaxError),
-    /// The request, and what the schema finds wrong with it (empty: all good, or no
-    /// schema yet).
+    /// The request, what the schema finds wrong with it (empty: all good, or no schema
+    /// yet), and the empty placeholders left in its arguments.
     Request {
         request: Request,
         problems: Vec<String>,
+        placeholders: Vec<Placeholder>,
     },
 }
 
@@ -137,6 +308,18 @@ impl Check {
         match self {
             Check::Empty => Err("not sent: nothing to send".into()),
             Check::Syntax(e) => Err(format!("not sent: the arguments are not JSON ({e})")),
+            Check::Request { placeholders, .. } if !placeholders.is_empty() && !anyway => {
+                let paths: Vec<&str> = placeholders.iter().map(|p| p.path.as_str()).collect();
+                let (s, are) = if paths.len() == 1 {
+                    ("", "is")
+                } else {
+                    ("s", "are")
+                };
+                Err(format!(
+                    "not sent: placeholder{s} {} {are} empty (fill in, or Send anyway)",
+                    paths.join(", ")
+                ))
+            }
             Check::Request { problems, .. } if !problems.is_empty() && !anyway => {
                 let n = problems.len();
                 let s = if n == 1 { "" } else { "s" };
@@ -158,6 +341,8 @@ pub struct Form {
     pub hmp: String,
     pub raw: String,
     pub history: History,
+    /// Where the page should put the keyboard focus (the view acts on each new request).
+    pub focus: Option<FocusRequest>,
 }
 
 impl Form {
@@ -168,12 +353,14 @@ impl Form {
             Mode::Hmp => Check::Request {
                 request: Request::Hmp(self.hmp.trim().to_owned()),
                 problems: vec![],
+                placeholders: vec![],
             },
             Mode::Raw if self.raw.trim().is_empty() => Check::Empty,
             // Raw text goes as typed; only a syntax hint is offered, never enforced.
             Mode::Raw => Check::Request {
                 request: Request::Raw(self.raw.clone()),
                 problems: vec![],
+                placeholders: vec![],
             },
             Mode::Json => {
                 let name = self.name.trim();
@@ -197,15 +384,20 @@ impl Form {
                         args,
                     },
                     problems,
+                    placeholders: placeholders(&self.args),
                 }
             }
         }
     }
 
-    /// Applies what the view reported. `Err` says why it changed nothing (Format or Minify
-    /// of text that is not JSON). `Send` changes nothing here: sending is the owner's (see
-    /// [`Check::request`]).
-    pub fn update(&mut self, msg: FormMsg, schema: Option<&Schema>) -> Result<(), String> {
+    /// Applies what the view reported. `Ok(Some(request))`: send it (the owner sends, and
+    /// records it in the history); `Err` says why nothing was sent or changed (a refused
+    /// Send, Format or Minify of text that is not JSON).
+    pub fn update(
+        &mut self,
+        msg: FormMsg,
+        schema: Option<&Schema>,
+    ) -> Result<Option<Request>, String> {
         match msg {
             FormMsg::Mode(m) => self.mode = m,
             FormMsg::Name(n) => self.rename(n, schema),
@@ -216,15 +408,35 @@ impl Form {
             FormMsg::Format | FormMsg::Minify => {
                 return self
                     .reformat(msg == FormMsg::Format)
+                    .map(|()| None)
                     .map_err(|e| format!("cannot format: {e}"));
             }
             FormMsg::Recall(older) => {
                 self.recall(older);
             }
             FormMsg::Clear => self.clear(),
-            FormMsg::Send(_) => {}
+            FormMsg::Send(anyway) => return self.send(schema, anyway).map(Some),
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// What Send does now: the request, or why not. Refused for an empty placeholder, the
+    /// caret is asked into the first one.
+    pub fn send(&mut self, schema: Option<&Schema>, anyway: bool) -> Result<Request, String> {
+        let check = self.check(schema);
+        let refused = check.request(anyway);
+        if let (Err(_), Check::Request { placeholders, .. }) = (&refused, &check) {
+            if let Some(first) = placeholders.first() {
+                self.focus_on(Field::Args, Some(first.caret));
+            }
+        }
+        refused
+    }
+
+    /// Asks the page to put the keyboard focus on `field` (and the caret at `caret`).
+    pub fn focus_on(&mut self, field: Field, caret: Option<usize>) {
+        let seq = self.focus.map_or(1, |f| f.seq.wrapping_add(1));
+        self.focus = Some(FocusRequest { field, caret, seq });
     }
 
     /// The name field changed: naming a known command with no arguments typed yet fills
@@ -453,7 +665,10 @@ mod tests {
         assert_eq!(form.check(Some(&s)), Check::Empty);
         form.name = "device_del".into();
         form.args = "{}".into();
-        let Check::Request { request, problems } = form.check(Some(&s)) else {
+        let Check::Request {
+            request, problems, ..
+        } = form.check(Some(&s))
+        else {
             panic!()
         };
         assert_eq!(problems, ["$.id: required member missing"]);
@@ -493,7 +708,7 @@ mod tests {
             raw: "{\"execute\" : \"stop\"}".into(),
             ..Form::default()
         };
-        assert_eq!(form.update(FormMsg::Format, None), Ok(()));
+        assert_eq!(form.update(FormMsg::Format, None), Ok(None));
         assert_eq!(form.args, "{\n  \"a\": [\n    1\n  ]\n}");
         assert_eq!(form.raw, "{\"execute\" : \"stop\"}", "not the raw text");
         form.update(FormMsg::Minify, None).unwrap();
@@ -555,12 +770,17 @@ mod tests {
             form.check(Some(&s)),
             Check::Request {
                 request: Request::Hmp("info status".into()),
-                problems: vec![]
+                problems: vec![],
+                placeholders: vec![]
             }
         );
         let before = form.clone();
-        form.update(FormMsg::Send(true), Some(&s)).unwrap();
-        assert_eq!(form, before, "sending is the owner's");
+        assert_eq!(
+            form.update(FormMsg::Send(false), Some(&s)),
+            Ok(Some(Request::Hmp("info status".into()))),
+            "the owner sends it"
+        );
+        assert_eq!(form, before);
         assert!(FormMsg::Send(false).keeps_refusal() && FormMsg::Minify.keeps_refusal());
         assert!(!FormMsg::Args(String::new()).keeps_refusal());
     }
@@ -643,5 +863,70 @@ mod tests {
                 .push(Request::Raw(format!("{}", form.history.items().len())));
         }
         assert_eq!(form.history.items().len(), History::CAP);
+    }
+
+    #[test]
+    fn placeholders_are_the_empty_string_values() {
+        let found = placeholders(
+            "{\"id\": \"\", \"\": 1, \"a b\": [\"x\", \"\"], \"o\": {\"k\": \"\\\"\", \"e\": \"\"}, \"n\": -1.5e3, \"t\": true}",
+        );
+        let paths: Vec<&str> = found.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["$.id", "$[\"a b\"][1]", "$.o.e"]);
+        assert_eq!(found[0].caret, 8, "between the quotes");
+        // the caret counts UTF-16 units, as a text area does
+        let text = "{\"é😀\": \"\"}";
+        assert_eq!(placeholders(text)[0].caret, 9);
+        assert_eq!(placeholders("{\"k\\u0041\": \"\"}")[0].path, "$.kA");
+        assert!(placeholders("").is_empty());
+        assert!(placeholders("[\"\"").len() == 1, "what came before a fault");
+    }
+
+    #[test]
+    fn an_empty_placeholder_stops_the_send_and_asks_for_the_caret() {
+        let s = schema();
+        let mut form = Form::default();
+        form.update(FormMsg::Choose("device_del".into()), Some(&s))
+            .unwrap();
+        assert_eq!(form.focus, None);
+        let refused = form.update(FormMsg::Send(false), Some(&s));
+        assert_eq!(
+            refused,
+            Err("not sent: placeholder $.id is empty (fill in, or Send anyway)".into())
+        );
+        // "{\n  \"id\": \"\"\n}": the caret between the quotes of ""
+        let caret = form.args.find("\"\"").unwrap() + 1;
+        assert_eq!(
+            form.focus,
+            Some(FocusRequest {
+                field: Field::Args,
+                caret: Some(caret),
+                seq: 1
+            })
+        );
+        // again: a new request, so the page moves the caret again
+        form.update(FormMsg::Send(false), Some(&s)).unwrap_err();
+        assert_eq!(form.focus.unwrap().seq, 2);
+        // Send anyway sends it as it is
+        assert_eq!(
+            form.update(FormMsg::Send(true), Some(&s)),
+            Ok(Some(Request::Command {
+                name: "device_del".into(),
+                args: Some(json!({"id": ""}))
+            }))
+        );
+        // filled in, it goes
+        form.update(FormMsg::Args("{\"id\": \"nic1\"}".into()), Some(&s))
+            .unwrap();
+        assert!(form.update(FormMsg::Send(false), Some(&s)).is_ok());
+        // two empty ones are named together
+        form.update(
+            FormMsg::Args("{\"id\": \"\", \"x\": [\"\"]}".into()),
+            Some(&s),
+        )
+        .unwrap();
+        assert_eq!(
+            form.check(Some(&s)).request(false),
+            Err("not sent: placeholders $.id, $.x[0] are empty (fill in, or Send anyway)".into())
+        );
     }
 }

@@ -415,6 +415,45 @@ async fn the_form_shows_syntax_errors_and_schema_problems() {
 }
 
 #[wasm_bindgen_test]
+async fn a_refused_placeholder_gets_the_caret() {
+    let root = mount_point();
+    let schema =
+        qmp::Schema::parse(include_str!("../../qmp/tests/data/qemu-7.2-schema.json")).unwrap();
+    let mut form = Form::default();
+    form.update(FormMsg::Choose("device_del".into()), Some(&schema))
+        .unwrap();
+    assert!(form.update(FormMsg::Send(false), Some(&schema)).is_err());
+    yew::Renderer::<CommandForm>::with_root_and_props(
+        root.clone(),
+        form_props(form.clone(), Callback::noop()),
+    )
+    .render();
+    settle().await;
+    let problems: Vec<String> = all(&root, "[data-testid=problems] li")
+        .iter()
+        .map(|e| e.text_content().unwrap())
+        .collect();
+    assert_eq!(problems, ["$.id: empty placeholder, to fill in"]);
+    assert!(testid(&root, "send-anyway").is_some());
+    let area: web_sys::HtmlTextAreaElement = root
+        .query_selector("[data-testid=command-args]")
+        .unwrap()
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    let focused = web_sys::window()
+        .unwrap()
+        .document()
+        .unwrap()
+        .active_element()
+        .and_then(|e| e.get_attribute("data-testid"));
+    assert_eq!(focused.as_deref(), Some("command-args"));
+    let caret = form.args.find("\"\"").unwrap() as u32 + 1;
+    assert_eq!(area.selection_start().unwrap(), Some(caret));
+    assert_eq!(area.selection_end().unwrap(), Some(caret));
+}
+
+#[wasm_bindgen_test]
 async fn the_form_completes_command_names() {
     let root = mount_point();
     let (on, msgs) = recorder::<FormMsg>();

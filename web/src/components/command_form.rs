@@ -4,6 +4,8 @@
 //!
 //! Keys: Ctrl+Enter sends (anywhere in the form), Esc clears, Up/Down in the one-line
 //! inputs (Ctrl+Up/Down in the text areas) walk the history, Tab completes the name.
+//! The form's [`FocusRequest`](crate::editor::FocusRequest)s move the keyboard focus (and
+//! the caret) into its fields.
 
 use std::rc::Rc;
 
@@ -13,7 +15,7 @@ use yew::prelude::*;
 
 use super::RcByPtr;
 pub use crate::editor::FormMsg;
-use crate::editor::{Check, Form, Mode};
+use crate::editor::{Check, Field, FocusRequest, Form, Mode};
 use crate::hooks::use_toggle;
 
 /// A resolved argument type shared by pointer.
@@ -64,10 +66,51 @@ fn keys(
     })
 }
 
+/// The form's fields, to move the focus into.
+#[derive(Default, Clone, PartialEq)]
+struct Refs {
+    name: NodeRef,
+    args: NodeRef,
+    hmp: NodeRef,
+    raw: NodeRef,
+}
+
+impl Refs {
+    /// Focuses the requested field (once it is on the page) and places the caret.
+    fn apply(&self, request: &FocusRequest) {
+        let node = match request.field {
+            Field::Name => &self.name,
+            Field::Args => &self.args,
+            Field::Hmp => &self.hmp,
+            Field::Raw => &self.raw,
+        };
+        if let Some(input) = node.cast::<HtmlInputElement>() {
+            let _ = input.focus();
+            if let Some(c) = request.caret {
+                let _ = input.set_selection_range(c as u32, c as u32);
+            }
+        } else if let Some(area) = node.cast::<HtmlTextAreaElement>() {
+            let _ = area.focus();
+            if let Some(c) = request.caret {
+                let _ = area.set_selection_range(c as u32, c as u32);
+            }
+        }
+    }
+}
+
 #[function_component(CommandForm)]
 pub fn command_form(props: &CommandFormProps) -> Html {
     let form = &props.form;
     let on = &props.on;
+    let refs = use_memo((), |()| Refs::default());
+    {
+        let refs = refs.clone();
+        use_effect_with(form.focus, move |request| {
+            if let Some(r) = request {
+                refs.apply(r);
+            }
+        });
+    }
     let tabs = Mode::ALL.iter().map(|&m| {
         let onclick = on.reform(move |_: MouseEvent| FormMsg::Mode(m));
         html! {
@@ -106,7 +149,7 @@ pub fn command_form(props: &CommandFormProps) -> Html {
                 <>
                     <div class="row">
                         <label for="command-name">{ "command" }</label>
-                        <input id="command-name" class="mono" data-testid="command-name" autocomplete="off"
+                        <input id="command-name" class="mono" data-testid="command-name" autocomplete="off" ref={refs.name.clone()}
                                spellcheck="false" placeholder="query-status" value={form.name.clone()}
                                oninput={value_of_input(FormMsg::Name)} onkeydown={keys(on, true, complete.clone())} />
                     </div>
@@ -114,7 +157,7 @@ pub fn command_form(props: &CommandFormProps) -> Html {
                     if let Some(t) = &props.args_type {
                         <ArgsView ty={t.clone()} />
                     }
-                    <textarea class="mono args" data-testid="command-args" spellcheck="false" rows="8"
+                    <textarea class="mono args" data-testid="command-args" spellcheck="false" rows="8" ref={refs.args.clone()}
                               placeholder="arguments as JSON, e.g. {\"id\": \"net0\"} (empty: none)"
                               value={form.args.clone()} oninput={value_of_area(FormMsg::Args)}
                               onkeydown={keys(on, false, None)} />
@@ -124,21 +167,32 @@ pub fn command_form(props: &CommandFormProps) -> Html {
         Mode::Hmp => html! {
             <div class="row">
                 <label for="hmp-line">{ "(hmp)" }</label>
-                <input id="hmp-line" class="mono" data-testid="hmp-line" autocomplete="off" spellcheck="false"
+                <input id="hmp-line" class="mono" data-testid="hmp-line" autocomplete="off" spellcheck="false" ref={refs.hmp.clone()}
                        placeholder="info status" value={form.hmp.clone()}
                        oninput={value_of_input(FormMsg::Hmp)} onkeydown={keys(on, true, None)} />
             </div>
         },
         Mode::Raw => html! {
-            <textarea class="mono args" data-testid="raw-text" spellcheck="false" rows="8"
+            <textarea class="mono args" data-testid="raw-text" spellcheck="false" rows="8" ref={refs.raw.clone()}
                       placeholder="{\"exec-oob\": \"migrate-pause\", \"id\": \"p1\"}" value={form.raw.clone()}
                       oninput={value_of_area(FormMsg::Raw)} onkeydown={keys(on, false, None)} />
         },
     };
     let (syntax, problems) = match &props.check {
-        Check::Syntax(e) => (Some(e.to_string()), &[][..]),
-        Check::Request { problems, .. } => (None, problems.as_slice()),
-        Check::Empty => (None, &[][..]),
+        Check::Syntax(e) => (Some(e.to_string()), Vec::new()),
+        Check::Request {
+            problems,
+            placeholders,
+            ..
+        } => (
+            None,
+            placeholders
+                .iter()
+                .map(|p| format!("{}: empty placeholder, to fill in", p.path))
+                .chain(problems.iter().cloned())
+                .collect(),
+        ),
+        Check::Empty => (None, Vec::new()),
     };
     let raw_hint = (form.mode == Mode::Raw)
         .then(|| crate::editor::parse_args(&form.raw).err())
