@@ -844,3 +844,58 @@ async fn enter_never_sends_a_half_filled_template() -> testkit::Result<()> {
     s.assert_no_errors();
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_command_name_replaces_a_template_and_keeps_edits_with_a_notice(
+) -> testkit::Result<()> {
+    let s = open_console().await?;
+    let page = &s.page;
+    let args = || async {
+        let v = page
+            .eval("document.querySelector('[data-testid=command-args]').value")
+            .await?;
+        testkit::Result::Ok(v.as_str().unwrap_or_default().to_owned())
+    };
+    page.fill("command-name", "device_del").await?;
+    assert_eq!(args().await?, "{\n  \"id\": \"\"\n}");
+    // the untouched template goes with the command it was for
+    page.fill("command-name", "query-status").await?;
+    assert_eq!(args().await?, "");
+    page.fill("command-name", "device_del").await?;
+    page.fill("command-name", "device_add").await?;
+    assert_eq!(args().await?, "{\n  \"driver\": \"\"\n}");
+    assert_eq!(page.testid_text("args-kept").await?, Value::Null);
+    // edited arguments stay, and the page says whose they are
+    page.fill(
+        "command-args",
+        r#"{"driver": "virtio-net-pci", "id": "nic1"}"#,
+    )
+    .await?;
+    page.fill("command-name", "device_del").await?;
+    assert_eq!(
+        args().await?,
+        r#"{"driver": "virtio-net-pci", "id": "nic1"}"#
+    );
+    let kept = page.testid_text("args-kept").await?;
+    assert_eq!(
+        kept,
+        Value::from(
+            "These arguments were written for device_add; kept as you edited them. Use device_del's template"
+        )
+    );
+    // and Send does not take them for device_del's as they are
+    page.click("send").await?;
+    assert!(page
+        .testid_text("refused")
+        .await?
+        .as_str()
+        .unwrap_or_default()
+        .contains("schema problem"));
+    s.screenshot("console-args-kept").await?;
+    page.click("use-template").await?;
+    assert_eq!(args().await?, "{\n  \"id\": \"\"\n}");
+    assert_eq!(page.testid_text("args-kept").await?, Value::Null);
+    assert_eq!(s.responses().await?, 0);
+    s.assert_no_errors();
+    Ok(())
+}

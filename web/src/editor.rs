@@ -343,6 +343,15 @@ pub struct Form {
     pub history: History,
     /// Where the page should put the keyboard focus (the view acts on each new request).
     pub focus: Option<FocusRequest>,
+    /// The command the arguments were written for: the one chosen or recalled, or named
+    /// while they were edited.
+    pub args_for: Option<String>,
+    /// The arguments as the form itself last wrote them (a template, a recalled request):
+    /// while they read the same, the user has not touched them.
+    pub args_filled: String,
+    /// Set when the name changed to another command but the arguments, edited for this
+    /// one, were kept: the page says so (until they are edited, or replaced).
+    pub kept_from: Option<String>,
 }
 
 impl Form {
@@ -402,7 +411,7 @@ impl Form {
             FormMsg::Mode(m) => self.mode = m,
             FormMsg::Name(n) => self.rename(n, schema),
             FormMsg::Choose(n) => self.choose(&n, schema),
-            FormMsg::Args(a) => self.args = a,
+            FormMsg::Args(a) => self.edit_args(a, schema),
             FormMsg::Hmp(h) => self.hmp = h,
             FormMsg::Raw(r) => self.raw = r,
             FormMsg::Format | FormMsg::Minify => {
@@ -441,12 +450,53 @@ impl Form {
 
     /// The name field changed: naming a known command with no arguments typed yet fills
     /// its template.
+    /// The name field changed. Naming another known command replaces the arguments with its
+    /// template when they are untouched (empty, as the form wrote them, or the old
+    /// command's template reformatted); arguments the user edited stay, and
+    /// [`Form::kept_from`] says for which command they were written.
     pub fn rename(&mut self, name: String, schema: Option<&Schema>) {
-        let known = schema.is_some_and(|s| s.command(name.trim()).is_some());
-        if known && self.args.trim().is_empty() {
-            self.choose(name.trim(), schema);
-        }
         self.name = name;
+        let new = self.name.trim().to_owned();
+        let Some(s) = schema.filter(|s| s.command(&new).is_some()) else {
+            return;
+        };
+        if self.args_for.as_deref() == Some(new.as_str()) {
+            self.kept_from = None;
+        } else if self.untouched(s) {
+            let typed = std::mem::take(&mut self.name);
+            self.choose(&new, schema);
+            self.name = typed;
+        } else if self.args_for.is_some() {
+            if self.kept_from.is_none() {
+                self.kept_from = self.args_for.clone();
+            }
+        } else {
+            // arguments typed before any command was named: they are this one's
+            self.args_for = Some(new);
+        }
+    }
+
+    /// Whether the arguments are as the form left them, or the template of the command
+    /// they were written for (perhaps reformatted), or empty.
+    fn untouched(&self, schema: &Schema) -> bool {
+        if self.args.trim().is_empty() || self.args == self.args_filled {
+            return true;
+        }
+        let template = self
+            .args_for
+            .as_deref()
+            .and_then(|c| schema.template(c).ok());
+        template.is_some_and(|t| parse_args(&self.args) == Ok(Some(t)))
+    }
+
+    /// The user edited the arguments: they are now the named command's, as they are.
+    fn edit_args(&mut self, args: String, schema: Option<&Schema>) {
+        self.args = args;
+        self.kept_from = None;
+        let name = self.name.trim();
+        if schema.is_some_and(|s| s.command(name).is_some()) {
+            self.args_for = Some(name.to_owned());
+        }
     }
 
     /// Pretty-prints (`pretty`) or minifies the JSON being edited: the raw text in Raw
@@ -481,6 +531,14 @@ impl Form {
             Some(t) => serde_json::to_string_pretty(&t).unwrap_or_default(),
             None => String::new(),
         };
+        self.filled(name);
+    }
+
+    /// The form itself wrote the arguments, for command `name`.
+    fn filled(&mut self, name: &str) {
+        self.args_for = Some(name.to_owned());
+        self.args_filled = self.args.clone();
+        self.kept_from = None;
     }
 
     /// Fills the form from a request (history recall, re-run from the transcript).
@@ -493,6 +551,7 @@ impl Form {
                     .as_ref()
                     .map(|a| serde_json::to_string_pretty(a).unwrap_or_default())
                     .unwrap_or_default();
+                self.filled(name);
             }
             Request::Hmp(line) => {
                 self.mode = Mode::Hmp;
@@ -511,6 +570,9 @@ impl Form {
             Mode::Json => {
                 self.name.clear();
                 self.args.clear();
+                self.args_for = None;
+                self.args_filled.clear();
+                self.kept_from = None;
             }
             Mode::Hmp => self.hmp.clear(),
             Mode::Raw => self.raw.clear(),
@@ -743,12 +805,13 @@ mod tests {
             (form.name.as_str(), form.args.as_str()),
             ("device_del", "{\n  \"id\": \"\"\n}")
         );
-        // arguments already typed are kept
+        // arguments already typed are kept, and the form says so
         form.update(FormMsg::Args("{\"id\": \"n0\"}".into()), Some(&s))
             .unwrap();
         form.update(FormMsg::Name("device_add".into()), Some(&s))
             .unwrap();
         assert_eq!(form.args, "{\"id\": \"n0\"}");
+        assert_eq!(form.kept_from.as_deref(), Some("device_del"));
         // an unknown name is just text
         form.update(FormMsg::Clear, Some(&s)).unwrap();
         form.update(FormMsg::Name("query-st".into()), Some(&s))
@@ -927,6 +990,85 @@ mod tests {
         assert_eq!(
             form.check(Some(&s)).request(false),
             Err("not sent: placeholders $.id, $.x[0] are empty (fill in, or Send anyway)".into())
+        );
+    }
+
+    #[test]
+    fn a_new_command_name_replaces_untouched_arguments_and_keeps_edited_ones() {
+        let s = schema();
+        let mut form = Form::default();
+        let name =
+            |form: &mut Form, n: &str| form.update(FormMsg::Name(n.into()), Some(&s)).unwrap();
+        // typed a letter at a time: each known command on the way fills its template
+        for n in ["d", "device_d", "device_del"] {
+            name(&mut form, n);
+        }
+        assert_eq!(form.args, "{\n  \"id\": \"\"\n}");
+        for n in ["device_de", "device_", "device_a", "device_add"] {
+            name(&mut form, n);
+        }
+        assert_eq!(
+            form.args, "{\n  \"driver\": \"\"\n}",
+            "the template replaced"
+        );
+        assert_eq!(form.kept_from, None);
+        // a command without arguments empties them
+        name(&mut form, "query-status");
+        assert_eq!(form.args, "");
+        // a template reformatted is still a template
+        name(&mut form, "device_del");
+        form.update(FormMsg::Minify, Some(&s)).unwrap();
+        assert_eq!(form.args, "{\"id\":\"\"}");
+        name(&mut form, "device_add");
+        assert_eq!(form.args, "{\n  \"driver\": \"\"\n}");
+        // edited arguments stay, with the command they were written for
+        form.update(
+            FormMsg::Args("{\"driver\": \"virtio-net-pci\"}".into()),
+            Some(&s),
+        )
+        .unwrap();
+        name(&mut form, "device_del");
+        assert_eq!(form.args, "{\"driver\": \"virtio-net-pci\"}");
+        assert_eq!(form.kept_from.as_deref(), Some("device_add"));
+        name(&mut form, "query-status");
+        assert_eq!(
+            form.kept_from.as_deref(),
+            Some("device_add"),
+            "still written for device_add"
+        );
+        // back to their command: nothing to say
+        name(&mut form, "device_add");
+        assert_eq!(form.kept_from, None);
+        // edited under another name, they become that command's
+        name(&mut form, "device_del");
+        form.update(FormMsg::Args("{\"id\": \"nic1\"}".into()), Some(&s))
+            .unwrap();
+        assert_eq!(
+            (form.kept_from.as_deref(), form.args_for.as_deref()),
+            (None, Some("device_del"))
+        );
+        // taking the new command's template replaces them
+        name(&mut form, "query-status");
+        assert!(form.kept_from.is_some());
+        form.update(FormMsg::Choose("query-status".into()), Some(&s))
+            .unwrap();
+        assert_eq!((form.args.as_str(), form.kept_from.as_ref()), ("", None));
+        // a recalled request counts as untouched
+        form.load(&Request::Command {
+            name: "device_del".into(),
+            args: Some(json!({"id": "nic1"})),
+        });
+        name(&mut form, "device_add");
+        assert_eq!(form.args, "{\n  \"driver\": \"\"\n}");
+        // arguments typed before any command was named are that command's
+        form.update(FormMsg::Clear, Some(&s)).unwrap();
+        form.update(FormMsg::Args("{\"id\": \"x\"}".into()), Some(&s))
+            .unwrap();
+        name(&mut form, "device_del");
+        assert_eq!(form.args, "{\"id\": \"x\"}");
+        assert_eq!(
+            (form.kept_from.as_ref(), form.args_for.as_deref()),
+            (None, Some("device_del"))
         );
     }
 }

@@ -136,6 +136,20 @@ pub fn command_form(props: &CommandFormProps) -> Html {
     let complete = (!exact)
         .then(|| props.completions.first().cloned())
         .flatten();
+    // arguments kept from another command: say so, and offer this one's template
+    let kept = form.kept_from.as_ref().map(|old| {
+        let name = form.name.trim().to_owned();
+        let onclick = on.reform({
+            let name = name.clone();
+            move |_: MouseEvent| FormMsg::Choose(name.clone())
+        });
+        html! {
+            <div class="hint kept" data-testid="args-kept">
+                { format!("These arguments were written for {old}; kept as you edited them. ") }
+                <button {onclick} data-testid="use-template">{ format!("Use {name}'s template") }</button>
+            </div>
+        }
+    });
     let body = match form.mode {
         Mode::Json => {
             let chips = props.completions.iter().filter(|_| !exact).map(|c| {
@@ -157,6 +171,7 @@ pub fn command_form(props: &CommandFormProps) -> Html {
                     if let Some(t) = &props.args_type {
                         <ArgsView ty={t.clone()} />
                     }
+                    { for kept }
                     <textarea class="mono args" data-testid="command-args" spellcheck="false" rows="8" ref={refs.args.clone()}
                               placeholder="arguments as JSON, e.g. {\"id\": \"net0\"} (empty: none)"
                               value={form.args.clone()} oninput={value_of_area(FormMsg::Args)}
