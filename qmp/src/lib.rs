@@ -10,6 +10,8 @@
 //!   frame's `id`; and what commands a frame would run (for policies).
 //! - [`schema`]: QEMU's `query-qmp-schema` reply: command names, argument trees,
 //!   templates of the required arguments, and validation with JSON paths.
+//! - [`shell`]: qmp-shell's one-line syntax (`device_add driver=e1000 id=n1`, JSON
+//!   values, dotted keys for nesting), read into a command and written back.
 //! - [`client`]: the client side of a session without I/O: the [`client::Handshake`]
 //!   (greeting, negotiation) and the VM's [`client::RunState`] kept current from events;
 //!   the bridge's multiplexer and the page (its console, the VM list's actions) use them.
@@ -28,6 +30,7 @@ pub mod inbound;
 pub mod keys;
 pub mod message;
 pub mod schema;
+pub mod shell;
 pub mod vm_list;
 
 pub use framing::{FrameError, Framer};
