@@ -224,6 +224,45 @@ impl TypeNode {
     }
 }
 
+impl TypeNode {
+    /// The members an object of this type may have, given what it holds so far (`value`):
+    /// its own, then those of the variant its tag's value picks. An alternate answers for
+    /// its object alternative; other types have none.
+    pub fn members_for(&self, value: Option<&Value>) -> Vec<&Arg> {
+        match self {
+            TypeNode::Object {
+                members,
+                tag,
+                variants,
+            } => {
+                let mut all: Vec<&Arg> = members.iter().collect();
+                let case = tag.as_ref().and_then(|t| value?.get(t.as_str())?.as_str());
+                if let Some((_, own)) = variants.iter().find(|(c, _)| Some(c.as_str()) == case) {
+                    all.extend(own);
+                }
+                all
+            }
+            TypeNode::Alternate(alts) => alts
+                .iter()
+                .find(|a| matches!(a, TypeNode::Object { .. }))
+                .map(|a| a.members_for(value))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The values a string of this type may take, when they are listed (an enum, or an
+    /// alternate or array with one).
+    pub fn enum_values(&self) -> Option<&[String]> {
+        match self {
+            TypeNode::Enum(v) => Some(v),
+            TypeNode::Array(e) => e.enum_values(),
+            TypeNode::Alternate(alts) => alts.iter().find_map(TypeNode::enum_values),
+            _ => None,
+        }
+    }
+}
+
 fn builtin_label(j: JsonType) -> &'static str {
     match j {
         JsonType::String => "str",
@@ -472,6 +511,43 @@ impl Schema {
     pub fn argument_type(&self, command: &str) -> Result<TypeNode, SchemaError> {
         let c = self.command_or_err(command)?;
         Ok(self.resolve(&c.arg_type, &mut Vec::new()))
+    }
+
+    /// The type of the member of `command`'s arguments at `path` (member names, outermost
+    /// first; empty: the arguments themselves), following the variants that `value` (the
+    /// arguments so far) picks on the way. Types cut for recursion are resolved as the
+    /// path reaches them.
+    pub fn type_at(
+        &self,
+        command: &str,
+        path: &[String],
+        value: Option<&Value>,
+    ) -> Option<TypeNode> {
+        let mut node = self.argument_type(command).ok()?;
+        let mut value = value;
+        for name in path {
+            let member = node
+                .members_for(value)
+                .into_iter()
+                .find(|a| a.name == *name)?
+                .ty
+                .clone();
+            node = self.expand(member);
+            value = value.and_then(|v| v.get(name.as_str()));
+        }
+        Some(node)
+    }
+
+    /// `node` with a type cut for recursion at its top (or among its alternatives)
+    /// resolved.
+    fn expand(&self, node: TypeNode) -> TypeNode {
+        match node {
+            TypeNode::Recursive(name) => self.resolve(&name, &mut Vec::new()),
+            TypeNode::Alternate(alts) => {
+                TypeNode::Alternate(alts.into_iter().map(|a| self.expand(a)).collect())
+            }
+            other => other,
+        }
     }
 
     /// Resolves type `name` into a tree, cutting recursion.

@@ -10,12 +10,15 @@
 //!
 //! [`parse_line`] reads a line into the command's name and arguments (`None` without
 //! any `key=value`, as a JSON form with no arguments sends none), with where each value
-//! sits in the line; [`format_line`] writes a command back as such a line, when it can be.
+//! sits in the line; [`format_line`] writes a command back as such a line, when it can be;
+//! [`complete`] offers what may end a line, from the schema.
 //! qmp-shell's `transaction(` ... `)` sub-shell is not part of this syntax.
 
 use std::ops::Range;
 
 use serde_json::{Map, Value};
+
+use crate::schema::{JsonType, Schema, TypeNode};
 
 /// A line read: the command and its arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +54,20 @@ pub enum ShellError {
     LeafAndObject { key: String, at: usize },
     #[error("a quote opened at byte {at} is not closed")]
     Unclosed { at: usize },
+}
+
+impl ShellError {
+    /// The byte offset of the word (or quote) at fault, if any.
+    pub fn at(&self) -> Option<usize> {
+        match self {
+            ShellError::Empty => None,
+            ShellError::NotKeyValue { at, .. }
+            | ShellError::EmptyKey { at, .. }
+            | ShellError::Repeated { at, .. }
+            | ShellError::LeafAndObject { at, .. }
+            | ShellError::Unclosed { at } => Some(*at),
+        }
+    }
 }
 
 /// The line's words with their byte offsets: cut at white space outside quotes and
@@ -198,7 +215,9 @@ fn plain_key(key: &str) -> bool {
 /// else JSON.
 fn value_text(v: &Value) -> String {
     match v {
-        Value::String(s) if !s.is_empty() && value_of(s) == *v && plain_value(s) => s.clone(),
+        // key= reads as ""
+        Value::String(s) if s.is_empty() => String::new(),
+        Value::String(s) if value_of(s) == *v && plain_value(s) => s.clone(),
         other => other.to_string(),
     }
 }
@@ -238,10 +257,131 @@ fn flatten(map: &Map<String, Value>, prefix: &str, line: &mut String) -> Option<
     Some(())
 }
 
+/// What may complete the end of a line: texts that replace `replace` (a byte range at the
+/// line's end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub replace: Range<usize>,
+    /// Each ends as typing would go on: a command name and a value with a space, a key
+    /// with `=`.
+    pub candidates: Vec<String>,
+}
+
+/// Completes the word at the end of `line` from `schema`: the command name while it is the
+/// only word, else a key of the command's arguments (nested ones after a dotted path,
+/// required ones first, those already set left out), or after `key=` the values its type
+/// lists (an enum's, `true` and `false`). At most `limit`; `None` when nothing applies.
+pub fn complete(schema: &Schema, line: &str, limit: usize) -> Option<Completion> {
+    let all = words(line).ok()?;
+    let ends_in_space = line.ends_with(char::is_whitespace);
+    let (start, partial) = match all.last() {
+        Some(&(at, w)) if !ends_in_space => (at, w),
+        _ => (line.len(), ""),
+    };
+    let replace = start..line.len();
+    if all.len() <= 1 && !ends_in_space {
+        let candidates = schema
+            .completions(partial, limit)
+            .into_iter()
+            .map(|c| format!("{c} "))
+            .collect();
+        return Some(Completion {
+            replace,
+            candidates,
+        });
+    }
+    let before = parse_line(&line[..start]).ok()?;
+    let so_far = before.arguments.map(Value::Object);
+    let candidates: Vec<String> = match partial.split_once('=') {
+        None => {
+            let mut path: Vec<String> = partial.split('.').map(str::to_owned).collect();
+            let prefix = path.pop().unwrap_or_default();
+            let ty = schema.type_at(&before.command, &path, so_far.as_ref())?;
+            let here = path
+                .iter()
+                .try_fold(so_far.as_ref(), |v, k| Some(v?.get(k.as_str())))
+                .flatten();
+            let mut members = ty.members_for(here);
+            members.retain(|a| {
+                a.name.starts_with(&prefix) && here.and_then(|h| h.get(a.name.as_str())).is_none()
+            });
+            members.sort_by_key(|a| !a.required);
+            let dirs: String = path.iter().map(|p| format!("{p}.")).collect();
+            members
+                .iter()
+                .take(limit)
+                .map(|a| format!("{dirs}{}=", a.name))
+                .collect()
+        }
+        Some((key, typed)) => {
+            let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+            let ty = schema.type_at(&before.command, &path, so_far.as_ref())?;
+            let values: Vec<String> = match (&ty, ty.enum_values()) {
+                (_, Some(v)) => v.to_vec(),
+                (TypeNode::Builtin(JsonType::Boolean), None) => {
+                    vec!["true".into(), "false".into()]
+                }
+                _ => Vec::new(),
+            };
+            values
+                .into_iter()
+                .filter(|v| v.starts_with(typed))
+                .take(limit)
+                .map(|v| format!("{key}={v} "))
+                .collect()
+        }
+    };
+    Some(Completion {
+        replace,
+        candidates,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn schema() -> Schema {
+        Schema::parse(include_str!("../tests/data/qemu-7.2-schema.json")).unwrap()
+    }
+
+    #[test]
+    fn the_end_of_a_line_completes_from_the_schema() {
+        let s = schema();
+        let c = |line: &str| complete(&s, line, 8).map(|c| (c.replace, c.candidates));
+        // the command name
+        let (at, names) = c("query-st").unwrap();
+        assert_eq!(at, 0..8);
+        assert_eq!(
+            names,
+            ["query-stats ", "query-stats-schemas ", "query-status "]
+        );
+        // a key: required ones first, those set left out
+        let (at, keys) = c("device_add ").unwrap();
+        assert_eq!(at, 11..11);
+        assert_eq!(keys, ["driver=", "bus=", "id="]);
+        assert_eq!(c("device_add driver=e1000 i").unwrap().1, ["id="]);
+        assert_eq!(c("device_add driver=e1000 ").unwrap().1, ["bus=", "id="]);
+        // a union's keys follow its tag; dotted paths go inside
+        let keys = c("blockdev-add driver=file f").unwrap().1;
+        assert!(keys.contains(&"filename=".to_owned()), "{keys:?}");
+        let (at, keys) = c("blockdev-add driver=raw file.driver=null-co file.s").unwrap();
+        assert_eq!(at, 44..50);
+        assert_eq!(keys, ["file.size="]);
+        // values an enum lists, and booleans
+        let (at, values) = c("blockdev-add driver=qco").unwrap();
+        assert_eq!(at, 13..23);
+        assert_eq!(values, ["driver=qcow ", "driver=qcow2 "]);
+        assert_eq!(
+            c("blockdev-add driver=file read-only=").unwrap().1,
+            ["read-only=true ", "read-only=false "]
+        );
+        assert_eq!(c("device_del id=").unwrap().1, Vec::<String>::new());
+        // nothing for an unknown command or a broken line
+        assert_eq!(c("no-such-command a"), None);
+        assert_eq!(c("device_del id=\"x"), None);
+    }
 
     fn args(line: &str) -> Value {
         Value::Object(parse_line(line).unwrap().arguments.unwrap_or_default())
@@ -366,6 +506,12 @@ mod tests {
             Some("device_add driver=e1000 id=n")
         );
         assert_eq!(format_line("stop", None).as_deref(), Some("stop"));
+        assert_eq!(
+            format_line("device_del", Some(&json!({"id": ""}))).as_deref(),
+            Some("device_del id="),
+            "an empty string as qmp-shell writes it"
+        );
+        assert_eq!(parse_line("c a=1 b").unwrap_err().at(), Some(6));
         // what a line cannot carry
         assert_eq!(format_line("c", Some(&json!({"a.b": 1}))), None);
         assert_eq!(format_line("c", Some(&json!({"a": {}}))), None);

@@ -200,6 +200,56 @@ fn blockdev_add_is_a_union_on_driver() {
 }
 
 #[test]
+fn members_and_types_are_found_along_a_path() {
+    let s = schema();
+    let ty = s.argument_type("blockdev-add").unwrap();
+    let names = |v: Option<&Value>| -> Vec<String> {
+        ty.members_for(v).iter().map(|a| a.name.clone()).collect()
+    };
+    // no driver yet: the common members only; a driver adds its own
+    let common = names(None);
+    assert!(common.contains(&"node-name".to_owned()) && !common.contains(&"filename".to_owned()));
+    let file = names(Some(&json!({"driver": "file"})));
+    assert!(file.contains(&"filename".to_owned()) && file.contains(&"node-name".to_owned()));
+    // down a path: raw's file is an alternate (a reference, or a block device again: the
+    // type cut for recursion is resolved there), whose object takes its driver's members
+    let path = |p: &[&str]| p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let args = json!({"driver": "raw", "file": {"driver": "null-co"}});
+    let at = |p: &[&str]| s.type_at("blockdev-add", &path(p), Some(&args));
+    let inner = at(&["file"]).unwrap();
+    assert_eq!(inner.label(), "object | str");
+    let inner_names: Vec<&str> = inner
+        .members_for(args.get("file"))
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    assert!(inner_names.contains(&"size"), "{inner_names:?}");
+    let driver = at(&["file", "driver"]).unwrap();
+    assert!(driver.enum_values().unwrap().iter().any(|d| d == "null-co"));
+    assert_eq!(
+        at(&["file", "size"]).map(|t| t.label()).as_deref(),
+        Some("int")
+    );
+    assert!(at(&["nope"]).is_none());
+    assert!(
+        s.type_at("blockdev-add", &path(&["filename"]), None)
+            .is_none(),
+        "not without driver=file"
+    );
+    assert_eq!(
+        s.type_at("blockdev-add", &[], None)
+            .map(|t| t.label())
+            .as_deref(),
+        Some("object")
+    );
+    let caps = s
+        .type_at("qmp_capabilities", &path(&["enable"]), None)
+        .unwrap();
+    assert_eq!(caps.enum_values(), Some(&["oob".to_owned()][..]));
+    assert!(s.type_at("no-such-command", &[], None).is_none());
+}
+
+#[test]
 fn odd_member_names_get_quoted_paths() {
     let s = schema();
     let p = problems(&s, "stop", json!({"a b": 1}));

@@ -338,21 +338,12 @@ fn nested(ty: &TypeNode) -> Option<&TypeNode> {
     }
 }
 
-fn enum_values(ty: &TypeNode) -> Option<&[String]> {
-    match ty {
-        TypeNode::Enum(v) => Some(v),
-        TypeNode::Array(e) => enum_values(e),
-        TypeNode::Alternate(alts) => alts.iter().find_map(enum_values),
-        _ => None,
-    }
-}
-
 #[function_component(ArgLine)]
 fn arg_line(props: &ArgLineProps) -> Html {
     let a = &props.arg;
     let (open, toggle) = use_toggle(false);
     let inner = nested(&a.ty).cloned();
-    let values = enum_values(&a.ty).map(|v| {
+    let values = a.ty.enum_values().map(|v| {
         let shown: Vec<&str> = v.iter().take(40).map(String::as_str).collect();
         let more = if v.len() > shown.len() {
             format!(" … ({} in all)", v.len())
