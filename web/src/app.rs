@@ -16,7 +16,7 @@ use crate::components::{
     CommandForm, EntryActions, EntryRef, EventPanel, EventRef, FormMsg, Header, QuickAction,
     QuickActions, RcByPtr, Transcript, TypeRef,
 };
-use crate::editor::{Check, Form, History};
+use crate::editor::{Check, Form, History, COMPLETIONS_SHOWN};
 use crate::screen_panel::ScreenPanel;
 use crate::socket::{now_ms, Socket};
 use crate::state::{backoff_ms, Console, Input, Phase, Request};
@@ -25,8 +25,6 @@ const HISTORY_KEY: &str = "qmp-console.history";
 const OOB_KEY: &str = "qmp-console.oob";
 /// Automatic reconnect attempts after a close, before waiting for the user.
 const MAX_RETRIES: u32 = 10;
-/// Completions offered under the command name.
-const COMPLETIONS: usize = 8;
 
 /// Root component messages.
 pub enum Msg {
@@ -213,16 +211,16 @@ impl App {
         self.check = self.form.check(schema.as_deref());
         self.completions = self
             .form
-            .completions(schema.as_deref(), COMPLETIONS)
+            .completions(schema.as_deref(), COMPLETIONS_SHOWN)
             .into_iter()
-            .map(|n| AttrValue::from(n.to_owned()))
+            .map(AttrValue::from)
             .collect();
         self.refresh_args_type();
     }
 
     /// Keeps `args_type` in step with the command named in the form.
     fn refresh_args_type(&mut self) {
-        let name = self.form.name.trim();
+        let name = self.form.command_name();
         if self.args_type.as_ref().is_some_and(|(n, _)| n == name) {
             return;
         }

@@ -1,5 +1,6 @@
-//! The command form as plain Rust: mode, command name, the arguments' JSON text, its
-//! syntax errors, schema validation, and the history of what was sent.
+//! The command form as plain Rust: mode, command name, the arguments' JSON text (or a
+//! qmp-shell line, [`qmp::shell`]), its syntax errors, schema validation, completion, and
+//! the history of what was sent.
 //!
 //! The view reports [`FormMsg`]s; [`Form::update`] applies them (Format and Minify
 //! included) and says what Send does. [`Form::check`] decides it: send, show a syntax error
@@ -9,6 +10,7 @@
 //! ([`Form::focus`]).
 
 use qmp::schema::{member_path, Problem};
+use qmp::shell::{self, ShellLine};
 use qmp::Schema;
 use serde_json::{json, Value};
 
@@ -20,6 +22,9 @@ pub enum Mode {
     /// A command name plus its arguments as JSON, checked against the schema.
     #[default]
     Json,
+    /// A command in qmp-shell's one-line syntax (`device_add driver=e1000 id=n1`), checked
+    /// against the schema as JSON is.
+    Shell,
     /// An HMP command line (`human-monitor-command`).
     Hmp,
     /// Any text, sent as typed.
@@ -27,11 +32,12 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Json, Mode::Hmp, Mode::Raw];
+    pub const ALL: [Mode; 4] = [Mode::Json, Mode::Shell, Mode::Hmp, Mode::Raw];
 
     pub fn label(self) -> &'static str {
         match self {
             Mode::Json => "JSON",
+            Mode::Shell => "Shell",
             Mode::Hmp => "HMP",
             Mode::Raw => "Raw",
         }
@@ -243,6 +249,7 @@ impl Walk {
 pub enum Field {
     Name,
     Args,
+    Shell,
     Hmp,
     Raw,
 }
@@ -263,9 +270,12 @@ pub enum FormMsg {
     Mode(Mode),
     /// The name field changed.
     Name(String),
-    /// A completion was taken: fills the template.
+    /// A completion was taken (as shown): a command name fills its template (JSON), a
+    /// word completes the line's end (Shell).
     Choose(String),
     Args(String),
+    /// The qmp-shell line changed.
+    Shell(String),
     Hmp(String),
     Raw(String),
     Format,
@@ -275,13 +285,19 @@ pub enum FormMsg {
     Clear,
     /// Send; `true` sends despite schema problems and empty placeholders.
     Send(bool),
+    /// Enter in a one-line field: a command name exactly typed sends, one that completes
+    /// to one command takes it, one that completes to several sends nothing (ambiguous).
+    Enter,
 }
 
 impl FormMsg {
     /// Whether the last refusal stays on show: sending and reformatting say their own
     /// outcome, any other edit makes the old one stale.
     pub fn keeps_refusal(&self) -> bool {
-        matches!(self, FormMsg::Send(_) | FormMsg::Format | FormMsg::Minify)
+        matches!(
+            self,
+            FormMsg::Send(_) | FormMsg::Enter | FormMsg::Format | FormMsg::Minify
+        )
     }
 }
 
@@ -292,6 +308,8 @@ pub enum Check {
     Empty,
     /// The arguments are not JSON: nothing can be sent.
     Syntax(SyntaxError),
+    /// The line is not qmp-shell's syntax: nothing can be sent.
+    Shell(String),
     /// The request, what the schema finds wrong with it (empty: all good, or no schema
     /// yet), and the empty placeholders left in its arguments.
     Request {
@@ -308,6 +326,7 @@ impl Check {
         match self {
             Check::Empty => Err("not sent: nothing to send".into()),
             Check::Syntax(e) => Err(format!("not sent: the arguments are not JSON ({e})")),
+            Check::Shell(e) => Err(format!("not sent: not a qmp-shell line ({e})")),
             Check::Request { placeholders, .. } if !placeholders.is_empty() && !anyway => {
                 let paths: Vec<&str> = placeholders.iter().map(|p| p.path.as_str()).collect();
                 let (s, are) = if paths.len() == 1 {
@@ -338,6 +357,8 @@ pub struct Form {
     pub mode: Mode,
     pub name: String,
     pub args: String,
+    /// The qmp-shell line (Shell mode).
+    pub shell: String,
     pub hmp: String,
     pub raw: String,
     pub history: History,
@@ -352,6 +373,55 @@ pub struct Form {
     /// Set when the name changed to another command but the arguments, edited for this
     /// one, were kept: the page says so (until they are edited, or replaced).
     pub kept_from: Option<String>,
+}
+
+/// Completions the form offers at most (and names in an ambiguity).
+pub const COMPLETIONS_SHOWN: usize = 8;
+
+/// What sending command `name` with `args` would do.
+fn command_check(
+    name: &str,
+    args: Option<Value>,
+    placeholders: Vec<Placeholder>,
+    schema: Option<&Schema>,
+) -> Check {
+    let problems = match schema {
+        None => vec![],
+        Some(s) => match s.validate(name, args.as_ref()) {
+            Ok(p) => p.iter().map(Problem::to_string).collect(),
+            Err(e) => vec![e.to_string()],
+        },
+    };
+    Check::Request {
+        request: Request::Command {
+            name: name.to_owned(),
+            args,
+        },
+        problems,
+        placeholders,
+    }
+}
+
+/// The empty values of a qmp-shell line (`id=`, `id=""`), the caret just after the `=`
+/// (inside the quotes).
+fn line_placeholders(text: &str, line: &ShellLine) -> Vec<Placeholder> {
+    line.words
+        .iter()
+        .filter_map(|w| {
+            let value = &text[w.value.clone()];
+            let inside = match value {
+                "" => 0,
+                "\"\"" | "''" => 1,
+                _ => return None,
+            };
+            let path = w
+                .path
+                .iter()
+                .fold("$".to_owned(), |p, k| member_path(&p, k));
+            let caret = text[..w.value.start].encode_utf16().count() + inside;
+            Some(Placeholder { path, caret })
+        })
+        .collect()
 }
 
 impl Form {
@@ -376,26 +446,33 @@ impl Form {
                 if name.is_empty() {
                     return Check::Empty;
                 }
-                let args = match parse_args(&self.args) {
-                    Ok(a) => a,
-                    Err(e) => return Check::Syntax(e),
-                };
-                let problems = match schema {
-                    None => vec![],
-                    Some(s) => match s.validate(name, args.as_ref()) {
-                        Ok(p) => p.iter().map(Problem::to_string).collect(),
-                        Err(e) => vec![e.to_string()],
-                    },
-                };
-                Check::Request {
-                    request: Request::Command {
-                        name: name.to_owned(),
-                        args,
-                    },
-                    problems,
-                    placeholders: placeholders(&self.args),
+                match parse_args(&self.args) {
+                    Ok(args) => command_check(name, args, placeholders(&self.args), schema),
+                    Err(e) => Check::Syntax(e),
                 }
             }
+            Mode::Shell if self.shell.trim().is_empty() => Check::Empty,
+            Mode::Shell => match shell::parse_line(&self.shell) {
+                Ok(line) => {
+                    let empty = line_placeholders(&self.shell, &line);
+                    let args = line.arguments.map(Value::Object);
+                    command_check(&line.command, args, empty, schema)
+                }
+                Err(e) => Check::Shell(match e.at() {
+                    Some(at) => format!("column {}: {e}", self.shell[..at].chars().count() + 1),
+                    None => e.to_string(),
+                }),
+            },
+        }
+    }
+
+    /// The command the form names: the name field's (JSON) or the line's first word
+    /// (Shell); empty in the other modes.
+    pub fn command_name(&self) -> &str {
+        match self.mode {
+            Mode::Json => self.name.trim(),
+            Mode::Shell => self.shell.split_whitespace().next().unwrap_or_default(),
+            Mode::Hmp | Mode::Raw => "",
         }
     }
 
@@ -408,10 +485,12 @@ impl Form {
         schema: Option<&Schema>,
     ) -> Result<Option<Request>, String> {
         match msg {
-            FormMsg::Mode(m) => self.mode = m,
+            FormMsg::Mode(m) => self.switch(m),
             FormMsg::Name(n) => self.rename(n, schema),
+            FormMsg::Choose(n) if self.mode == Mode::Shell => self.complete_line(&n, schema),
             FormMsg::Choose(n) => self.choose(&n, schema),
             FormMsg::Args(a) => self.edit_args(a, schema),
+            FormMsg::Shell(l) => self.shell = l,
             FormMsg::Hmp(h) => self.hmp = h,
             FormMsg::Raw(r) => self.raw = r,
             FormMsg::Format | FormMsg::Minify => {
@@ -425,8 +504,85 @@ impl Form {
             }
             FormMsg::Clear => self.clear(),
             FormMsg::Send(anyway) => return self.send(schema, anyway).map(Some),
+            FormMsg::Enter => return self.enter(schema),
         }
         Ok(None)
+    }
+
+    /// Enter in a one-line field: a command name alone that is not exactly a command
+    /// completes when only one command fits, and sends nothing when several do (they are
+    /// on show); anything else is Send.
+    fn enter(&mut self, schema: Option<&Schema>) -> Result<Option<Request>, String> {
+        let naming = match self.mode {
+            Mode::Json => Some(self.name.trim().to_owned()),
+            Mode::Shell if self.shell.split_whitespace().nth(1).is_none() => {
+                Some(self.shell.trim().to_owned())
+            }
+            _ => None,
+        };
+        if let (Some(name), Some(s)) = (naming, schema) {
+            if !name.is_empty() && s.command(&name).is_none() {
+                let fits = s.completions(&name, COMPLETIONS_SHOWN + 1);
+                match fits.as_slice() {
+                    [] => {}
+                    [one] => {
+                        let one = (*one).to_owned();
+                        self.update(FormMsg::Choose(one), schema)?;
+                        return Ok(None);
+                    }
+                    many => {
+                        let more = if many.len() > COMPLETIONS_SHOWN {
+                            ", ..."
+                        } else {
+                            ""
+                        };
+                        let shown = many[..many.len().min(COMPLETIONS_SHOWN)].join(", ");
+                        return Err(format!(
+                            "not sent: {name} is not a command; it begins {shown}{more} (Tab takes the first)"
+                        ));
+                    }
+                }
+            }
+        }
+        self.send(schema, false).map(Some)
+    }
+
+    /// Changes mode; between JSON and Shell the command goes along when it can be written
+    /// in the other form.
+    fn switch(&mut self, to: Mode) {
+        match (self.mode, to) {
+            (Mode::Json, Mode::Shell) if !self.name.trim().is_empty() => {
+                if let Ok(args) = parse_args(&self.args) {
+                    if let Some(line) = shell::format_line(self.name.trim(), args.as_ref()) {
+                        self.shell = line;
+                    }
+                }
+            }
+            (Mode::Shell, Mode::Json) => {
+                if let Ok(line) = shell::parse_line(&self.shell) {
+                    let request = Request::Command {
+                        name: line.command,
+                        args: line.arguments.map(Value::Object),
+                    };
+                    self.load_json(&request);
+                }
+            }
+            _ => {}
+        }
+        self.mode = to;
+    }
+
+    /// Takes a completion of the line's end, as shown (`label`).
+    fn complete_line(&mut self, label: &str, schema: Option<&Schema>) {
+        let Some(done) = schema.and_then(|s| shell::complete(s, &self.shell, COMPLETIONS_SHOWN))
+        else {
+            return;
+        };
+        if let Some(text) = done.candidates.iter().find(|c| c.trim_end() == label) {
+            self.shell.replace_range(done.replace, text);
+            let end = self.shell.encode_utf16().count();
+            self.focus_on(Field::Shell, Some(end));
+        }
     }
 
     /// What Send does now: the request, or why not. Refused for an empty placeholder, the
@@ -436,7 +592,11 @@ impl Form {
         let refused = check.request(anyway);
         if let (Err(_), Check::Request { placeholders, .. }) = (&refused, &check) {
             if let Some(first) = placeholders.first() {
-                self.focus_on(Field::Args, Some(first.caret));
+                let field = match self.mode {
+                    Mode::Shell => Field::Shell,
+                    _ => Field::Args,
+                };
+                self.focus_on(field, Some(first.caret));
             }
         }
         refused
@@ -511,14 +671,39 @@ impl Form {
         Ok(())
     }
 
-    /// Up to `limit` command names completing the name typed; none outside JSON mode, with
-    /// no name typed, or without a schema.
-    pub fn completions<'s>(&self, schema: Option<&'s Schema>, limit: usize) -> Vec<&'s str> {
-        match schema {
-            Some(s) if self.mode == Mode::Json && !self.name.trim().is_empty() => {
-                s.completions(&self.name, limit)
+    /// Up to `limit` completions, as shown: command names completing the name typed (JSON;
+    /// none once it names a command exactly), or what may end the line (Shell: a command
+    /// name, a key, a value). None in the other modes or without a schema.
+    pub fn completions(&self, schema: Option<&Schema>, limit: usize) -> Vec<String> {
+        let Some(s) = schema else {
+            return Vec::new();
+        };
+        match self.mode {
+            Mode::Json => {
+                let name = self.name.trim();
+                if name.is_empty() || s.command(name).is_some() {
+                    return Vec::new();
+                }
+                s.completions(name, limit)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect()
             }
-            _ => Vec::new(),
+            Mode::Shell if self.shell.trim().is_empty() => Vec::new(),
+            Mode::Shell => {
+                let exact = !self.shell.ends_with(char::is_whitespace)
+                    && self.shell.split_whitespace().count() == 1
+                    && s.command(self.shell.trim()).is_some();
+                match shell::complete(s, &self.shell, limit) {
+                    Some(c) if !exact => c
+                        .candidates
+                        .iter()
+                        .map(|c| c.trim_end().to_owned())
+                        .collect(),
+                    _ => Vec::new(),
+                }
+            }
+            Mode::Hmp | Mode::Raw => Vec::new(),
         }
     }
 
@@ -541,8 +726,30 @@ impl Form {
         self.kept_from = None;
     }
 
-    /// Fills the form from a request (history recall, re-run from the transcript).
+    /// Fills the form from a request (history recall, re-run from the transcript); a
+    /// command stays in Shell mode as a line when it can be written as one.
     pub fn load(&mut self, request: &Request) {
+        if let (Mode::Shell, Request::Command { name, args }) = (self.mode, request) {
+            if let Some(line) = shell::format_line(name, args.as_ref()) {
+                self.shell = line;
+                return;
+            }
+        }
+        match request {
+            Request::Command { .. } => self.load_json(request),
+            Request::Hmp(line) => {
+                self.mode = Mode::Hmp;
+                self.hmp = line.clone();
+            }
+            Request::Raw(text) => {
+                self.mode = Mode::Raw;
+                self.raw = text.clone();
+            }
+        }
+    }
+
+    /// Fills the JSON form from a command.
+    fn load_json(&mut self, request: &Request) {
         match request {
             Request::Command { name, args } => {
                 self.mode = Mode::Json;
@@ -553,14 +760,7 @@ impl Form {
                     .unwrap_or_default();
                 self.filled(name);
             }
-            Request::Hmp(line) => {
-                self.mode = Mode::Hmp;
-                self.hmp = line.clone();
-            }
-            Request::Raw(text) => {
-                self.mode = Mode::Raw;
-                self.raw = text.clone();
-            }
+            Request::Hmp(_) | Request::Raw(_) => {}
         }
     }
 
@@ -574,6 +774,7 @@ impl Form {
                 self.args_filled.clear();
                 self.kept_from = None;
             }
+            Mode::Shell => self.shell.clear(),
             Mode::Hmp => self.hmp.clear(),
             Mode::Raw => self.raw.clear(),
         }
@@ -1070,5 +1271,231 @@ mod tests {
             (form.kept_from.as_ref(), form.args_for.as_deref()),
             (None, Some("device_del"))
         );
+    }
+
+    #[test]
+    fn a_qmp_shell_line_makes_the_same_request_as_the_json_form() {
+        let s = schema();
+        let json = Form {
+            name: "blockdev-add".into(),
+            args: r#"{"driver": "raw", "node-name": "r0", "file": {"driver": "null-co", "size": 1048576}}"#.into(),
+            ..Form::default()
+        };
+        let line = Form {
+            mode: Mode::Shell,
+            shell: "blockdev-add driver=raw node-name=r0 file.driver=null-co file.size=1048576"
+                .into(),
+            ..Form::default()
+        };
+        assert_eq!(line.command_name(), "blockdev-add");
+        let (
+            Check::Request {
+                request: a,
+                problems: pa,
+                ..
+            },
+            Check::Request {
+                request: b,
+                problems: pb,
+                ..
+            },
+        ) = (json.check(Some(&s)), line.check(Some(&s)))
+        else {
+            panic!()
+        };
+        assert_eq!(a, b);
+        assert!(pa.is_empty() && pb.is_empty(), "{pa:?} {pb:?}");
+        // no arguments: none sent, as from the JSON form
+        let mut line = Form {
+            mode: Mode::Shell,
+            shell: " query-status ".into(),
+            ..Form::default()
+        };
+        assert_eq!(
+            line.update(FormMsg::Send(false), Some(&s)),
+            Ok(Some(Request::command("query-status")))
+        );
+        // the schema's problems, as for JSON
+        line.update(FormMsg::Shell("device_del idd=x".into()), Some(&s))
+            .unwrap();
+        assert!(
+            matches!(line.check(Some(&s)), Check::Request { problems, .. } if problems == ["$.id: required member missing", "$.idd: unknown member"])
+        );
+        // a line that is not the syntax says where
+        line.update(FormMsg::Shell("device_del é id".into()), Some(&s))
+            .unwrap();
+        assert_eq!(
+            line.check(Some(&s)),
+            Check::Shell("column 12: expected key=value, got \"é\"".into())
+        );
+        assert_eq!(
+            line.check(Some(&s)).request(true),
+            Err("not sent: not a qmp-shell line (column 12: expected key=value, got \"é\")".into())
+        );
+    }
+
+    #[test]
+    fn an_empty_value_in_a_line_is_a_placeholder() {
+        let s = schema();
+        let mut form = Form {
+            mode: Mode::Shell,
+            shell: "device_del id=".into(),
+            ..Form::default()
+        };
+        assert_eq!(
+            form.update(FormMsg::Enter, Some(&s)),
+            Err("not sent: placeholder $.id is empty (fill in, or Send anyway)".into())
+        );
+        assert_eq!(
+            form.focus.map(|f| (f.field, f.caret)),
+            Some((Field::Shell, Some(14)))
+        );
+        form.update(
+            FormMsg::Shell("blockdev-add driver=raw file.driver=\"\"".into()),
+            Some(&s),
+        )
+        .unwrap();
+        let Check::Request { placeholders, .. } = form.check(Some(&s)) else {
+            panic!()
+        };
+        assert_eq!(
+            placeholders,
+            [Placeholder {
+                path: "$.file.driver".into(),
+                caret: 37
+            }]
+        );
+    }
+
+    #[test]
+    fn enter_on_a_name_sends_takes_the_only_fit_or_shows_several() {
+        let s = schema();
+        let mut form = Form::default();
+        form.update(FormMsg::Name("query-st".into()), Some(&s))
+            .unwrap();
+        assert_eq!(
+            form.update(FormMsg::Enter, Some(&s)),
+            Err("not sent: query-st is not a command; it begins query-stats, query-stats-schemas, query-status (Tab takes the first)".into())
+        );
+        assert_eq!(form.name, "query-st", "nothing picked");
+        // an exact name wins over the longer ones: it sends
+        form.update(FormMsg::Name("query-stats".into()), Some(&s))
+            .unwrap();
+        assert!(form.completions(Some(&s), 8).is_empty(), "nothing to pick");
+        assert!(matches!(
+            form.update(FormMsg::Enter, Some(&s)),
+            Ok(Some(Request::Command { name, .. })) if name == "query-stats"
+        ));
+        // the only fit is taken (and its template filled), not sent
+        form.update(FormMsg::Name("device_d".into()), Some(&s))
+            .unwrap();
+        assert_eq!(form.update(FormMsg::Enter, Some(&s)), Ok(None));
+        assert_eq!(
+            (form.name.as_str(), form.args.as_str()),
+            ("device_del", "{\n  \"id\": \"\"\n}")
+        );
+        // the same in a line
+        let mut line = Form {
+            mode: Mode::Shell,
+            shell: "device_d".into(),
+            ..Form::default()
+        };
+        assert_eq!(line.update(FormMsg::Enter, Some(&s)), Ok(None));
+        assert_eq!(line.shell, "device_del ");
+        line.update(FormMsg::Shell("query-st".into()), Some(&s))
+            .unwrap();
+        assert!(line.update(FormMsg::Enter, Some(&s)).is_err());
+        line.update(FormMsg::Shell("query-status".into()), Some(&s))
+            .unwrap();
+        assert_eq!(
+            line.update(FormMsg::Enter, Some(&s)),
+            Ok(Some(Request::command("query-status")))
+        );
+        // no schema: Enter sends what is typed
+        let mut bare = Form {
+            name: "query-st".into(),
+            ..Form::default()
+        };
+        assert_eq!(
+            bare.update(FormMsg::Enter, None),
+            Ok(Some(Request::command("query-st")))
+        );
+    }
+
+    #[test]
+    fn a_line_completes_word_by_word() {
+        let s = schema();
+        let mut form = Form {
+            mode: Mode::Shell,
+            ..Form::default()
+        };
+        let take = |form: &mut Form, typed: &str, label: &str| {
+            form.update(FormMsg::Shell(typed.into()), Some(&s)).unwrap();
+            let offered = form.completions(Some(&s), 8);
+            assert!(offered.iter().any(|c| c == label), "{typed:?}: {offered:?}");
+            form.update(FormMsg::Choose(label.into()), Some(&s))
+                .unwrap();
+            form.shell.clone()
+        };
+        assert_eq!(take(&mut form, "device_a", "device_add"), "device_add ");
+        assert_eq!(
+            take(&mut form, "device_add ", "driver="),
+            "device_add driver="
+        );
+        assert_eq!(
+            take(&mut form, "blockdev-add driver=q", "driver=qcow2"),
+            "blockdev-add driver=qcow2 "
+        );
+        assert_eq!(
+            form.focus.map(|f| (f.field, f.caret)),
+            Some((Field::Shell, Some(26))),
+            "the caret at the end"
+        );
+        // an exact name alone offers nothing to pick
+        form.update(FormMsg::Shell("query-stats".into()), Some(&s))
+            .unwrap();
+        assert!(form.completions(Some(&s), 8).is_empty());
+    }
+
+    #[test]
+    fn json_and_shell_modes_carry_the_command_across() {
+        let s = schema();
+        let mut form = Form::default();
+        form.update(FormMsg::Choose("device_del".into()), Some(&s))
+            .unwrap();
+        form.update(FormMsg::Args("{\"id\": \"nic1\"}".into()), Some(&s))
+            .unwrap();
+        form.update(FormMsg::Mode(Mode::Shell), Some(&s)).unwrap();
+        assert_eq!(form.shell, "device_del id=nic1");
+        form.update(
+            FormMsg::Shell("device_add driver=e1000 id=n2".into()),
+            Some(&s),
+        )
+        .unwrap();
+        form.update(FormMsg::Mode(Mode::Json), Some(&s)).unwrap();
+        assert_eq!(form.name, "device_add");
+        assert_eq!(
+            form.args,
+            "{\n  \"driver\": \"e1000\",\n  \"id\": \"n2\"\n}"
+        );
+        // a line that does not read leaves the JSON form as it was
+        form.update(FormMsg::Mode(Mode::Shell), Some(&s)).unwrap();
+        form.update(FormMsg::Shell("device_add oops".into()), Some(&s))
+            .unwrap();
+        form.update(FormMsg::Mode(Mode::Json), Some(&s)).unwrap();
+        assert_eq!(form.name, "device_add");
+        // recalled in Shell mode, a command is a line
+        form.update(FormMsg::Mode(Mode::Shell), Some(&s)).unwrap();
+        form.history.push(Request::Command {
+            name: "device_del".into(),
+            args: Some(json!({"id": "x"})),
+        });
+        form.update(FormMsg::Recall(true), Some(&s)).unwrap();
+        assert_eq!(
+            (form.mode, form.shell.as_str()),
+            (Mode::Shell, "device_del id=x")
+        );
+        form.update(FormMsg::Clear, Some(&s)).unwrap();
+        assert_eq!(form.shell, "");
     }
 }

@@ -53,6 +53,22 @@ fn all(root: &web_sys::Element, selector: &str) -> Vec<web_sys::Element> {
         .collect()
 }
 
+/// The text of each element matching `selector`.
+fn texts(root: &web_sys::Element, selector: &str) -> Vec<String> {
+    all(root, selector)
+        .iter()
+        .map(|e| e.text_content().unwrap_or_default())
+        .collect()
+}
+
+/// Mounts a command form showing `form` (checked against the real schema).
+async fn mount_form(form: Form, on: Callback<FormMsg>) -> web_sys::Element {
+    let root = mount_point();
+    yew::Renderer::<CommandForm>::with_root_and_props(root.clone(), form_props(form, on)).render();
+    settle().await;
+    root
+}
+
 fn click(root: &web_sys::Element, selector: &str) {
     root.query_selector(selector)
         .unwrap()
@@ -299,10 +315,7 @@ async fn the_event_panel_is_capped_but_counts_everything() {
         .text_content()
         .unwrap()
         .contains("\"n\":1999"));
-    let counts: Vec<String> = all(&root, "[data-testid=event-count]")
-        .iter()
-        .map(|e| e.text_content().unwrap())
-        .collect();
+    let counts = texts(&root, "[data-testid=event-count]");
     assert_eq!(counts, ["RESUME1500", "STOP500"]);
     // a click shows an event's data in full
     let last = rows
@@ -335,13 +348,13 @@ fn form_props(form: Form, on: Callback<FormMsg>) -> CommandFormProps {
         qmp::Schema::parse(include_str!("../../qmp/tests/data/qemu-7.2-schema.json")).unwrap();
     let check = form.check(Some(&schema));
     let args_type = schema
-        .argument_type(form.name.trim())
+        .argument_type(form.command_name())
         .ok()
         .map(|t| RcByPtr(Rc::new(t)));
-    let completions = schema
-        .completions(&form.name, 8)
+    let completions = form
+        .completions(Some(&schema), 8)
         .into_iter()
-        .map(|n| AttrValue::from(n.to_owned()))
+        .map(AttrValue::from)
         .collect::<Vec<_>>();
     props!(CommandFormProps {
         form,
@@ -380,18 +393,13 @@ async fn the_form_shows_syntax_errors_and_schema_problems() {
         .unwrap();
     assert_eq!(args.text_content().unwrap(), "idstrrequired");
 
-    let root = mount_point();
     let form = Form {
         name: "device_del".into(),
         args: "{\"idd\": \"x\"}".into(),
         ..Form::default()
     };
-    yew::Renderer::<CommandForm>::with_root_and_props(root.clone(), form_props(form, on)).render();
-    settle().await;
-    let problems: Vec<String> = all(&root, "[data-testid=problems] li")
-        .iter()
-        .map(|e| e.text_content().unwrap())
-        .collect();
+    let root = mount_form(form, on).await;
+    let problems = texts(&root, "[data-testid=problems] li");
     assert_eq!(
         problems,
         ["$.id: required member missing", "$.idd: unknown member"]
@@ -429,10 +437,7 @@ async fn a_refused_placeholder_gets_the_caret() {
     )
     .render();
     settle().await;
-    let problems: Vec<String> = all(&root, "[data-testid=problems] li")
-        .iter()
-        .map(|e| e.text_content().unwrap())
-        .collect();
+    let problems = texts(&root, "[data-testid=problems] li");
     assert_eq!(problems, ["$.id: empty placeholder, to fill in"]);
     assert!(testid(&root, "send-anyway").is_some());
     let area: web_sys::HtmlTextAreaElement = root
@@ -455,18 +460,13 @@ async fn a_refused_placeholder_gets_the_caret() {
 
 #[wasm_bindgen_test]
 async fn the_form_completes_command_names() {
-    let root = mount_point();
     let (on, msgs) = recorder::<FormMsg>();
     let form = Form {
         name: "query-st".into(),
         ..Form::default()
     };
-    yew::Renderer::<CommandForm>::with_root_and_props(root.clone(), form_props(form, on)).render();
-    settle().await;
-    let chips: Vec<String> = all(&root, ".completion")
-        .iter()
-        .map(|e| e.text_content().unwrap())
-        .collect();
+    let root = mount_form(form, on).await;
+    let chips = texts(&root, ".completion");
     assert_eq!(
         chips,
         ["query-stats", "query-stats-schemas", "query-status"]
@@ -494,6 +494,41 @@ async fn the_form_completes_command_names() {
         .query_selector("[data-testid=command-args]")
         .unwrap()
         .is_none());
+}
+
+#[wasm_bindgen_test]
+async fn the_shell_line_completes_and_sends_on_enter() {
+    let (on, msgs) = recorder::<FormMsg>();
+    let form = Form {
+        mode: Mode::Shell,
+        shell: "device_add driver=e1000 ".into(),
+        ..Form::default()
+    };
+    let root = mount_form(form, on).await;
+    let chips = texts(&root, ".completion");
+    assert_eq!(chips, ["bus=", "id="]);
+    // the command's arguments are listed as in JSON mode
+    assert!(root
+        .query_selector("[data-testid=args-view] [data-name=driver]")
+        .unwrap()
+        .is_some());
+    let line = root
+        .query_selector("[data-testid=shell-line]")
+        .unwrap()
+        .expect("the line");
+    keydown(&line, "Tab", false);
+    keydown(&line, "Enter", false);
+    keydown(&line, "ArrowUp", false);
+    assert_eq!(
+        *msgs.borrow(),
+        [
+            FormMsg::Choose("bus=".into()),
+            FormMsg::Enter,
+            FormMsg::Recall(true)
+        ]
+    );
+    assert!(testid(&root, "mode-shell").is_some());
+    assert_eq!(testid(&root, "format"), None, "JSON's tools are JSON's");
 }
 
 #[wasm_bindgen_test]

@@ -1,9 +1,11 @@
-//! The command form: JSON / HMP / Raw modes, the command name with completion from the
-//! schema, the chosen command's arguments, the JSON editor with live syntax errors and
-//! schema problems, and Send / Send anyway.
+//! The command form: JSON / Shell / HMP / Raw modes, the command name (or the qmp-shell
+//! line) with completion from the schema, the chosen command's arguments, the JSON editor
+//! with live syntax errors and schema problems, and Send / Send anyway.
 //!
-//! Keys: Ctrl+Enter sends (anywhere in the form), Esc clears, Up/Down in the one-line
-//! inputs (Ctrl+Up/Down in the text areas) walk the history, Tab completes the name.
+//! Keys: Ctrl+Enter sends (anywhere in the form), Enter in a one-line input sends (or
+//! completes a command name, [`FormMsg::Enter`]), Esc clears, Up/Down in the one-line
+//! inputs (Ctrl+Up/Down in the text areas) walk the history, Tab takes the first
+//! completion.
 //! The form's [`FocusRequest`](crate::editor::FocusRequest)s move the keyboard focus (and
 //! the caret) into its fields.
 
@@ -49,10 +51,7 @@ fn keys(
         let ctrl = e.ctrl_key() || e.meta_key();
         let msg = match e.key().as_str() {
             "Enter" if ctrl => Some(FormMsg::Send(false)),
-            "Enter" if line => Some(match &complete {
-                Some(name) => FormMsg::Choose(name.to_string()),
-                None => FormMsg::Send(false),
-            }),
+            "Enter" if line => Some(FormMsg::Enter),
             "Escape" => Some(FormMsg::Clear),
             "ArrowUp" if line || ctrl => Some(FormMsg::Recall(true)),
             "ArrowDown" if line || ctrl => Some(FormMsg::Recall(false)),
@@ -71,6 +70,7 @@ fn keys(
 struct Refs {
     name: NodeRef,
     args: NodeRef,
+    shell: NodeRef,
     hmp: NodeRef,
     raw: NodeRef,
 }
@@ -81,6 +81,7 @@ impl Refs {
         let node = match request.field {
             Field::Name => &self.name,
             Field::Args => &self.args,
+            Field::Shell => &self.shell,
             Field::Hmp => &self.hmp,
             Field::Raw => &self.raw,
         };
@@ -127,15 +128,27 @@ pub fn command_form(props: &CommandFormProps) -> Html {
     let value_of_area = |f: fn(String) -> FormMsg| {
         on.reform(move |e: InputEvent| f(e.target_unchecked_into::<HtmlTextAreaElement>().value()))
     };
-    // Tab / Enter take the first completion unless the name is already exact
-    let exact = props.args_type.is_some()
-        && props
-            .completions
-            .first()
-            .is_some_and(|c| **c == *form.name.trim());
-    let complete = (!exact)
-        .then(|| props.completions.first().cloned())
-        .flatten();
+    // Tab takes the first completion
+    let complete = props.completions.first().cloned();
+    let chips = || {
+        html! {
+            <div class="completions">
+                { for props.completions.iter().map(|c| {
+                    let onclick = on.reform({
+                        let c = c.to_string();
+                        move |_: MouseEvent| FormMsg::Choose(c.clone())
+                    });
+                    html! { <button class="completion" {onclick}>{ c.clone() }</button> }
+                }) }
+            </div>
+        }
+    };
+    // (each optional part is one node, present or not: a list whose length changes
+    // makes the nodes before it be made anew, and the focus lost)
+    let hints = props
+        .args_type
+        .as_ref()
+        .map(|t| html! { <ArgsView ty={t.clone()} /> });
     // arguments kept from another command: say so, and offer this one's template
     let kept = form.kept_from.as_ref().map(|old| {
         let name = form.name.trim().to_owned();
@@ -152,13 +165,6 @@ pub fn command_form(props: &CommandFormProps) -> Html {
     });
     let body = match form.mode {
         Mode::Json => {
-            let chips = props.completions.iter().filter(|_| !exact).map(|c| {
-                let onclick = on.reform({
-                    let c = c.to_string();
-                    move |_: MouseEvent| FormMsg::Choose(c.clone())
-                });
-                html! { <button class="completion" {onclick}>{ c.clone() }</button> }
-            });
             html! {
                 <>
                     <div class="row">
@@ -167,11 +173,9 @@ pub fn command_form(props: &CommandFormProps) -> Html {
                                spellcheck="false" placeholder="query-status" value={form.name.clone()}
                                oninput={value_of_input(FormMsg::Name)} onkeydown={keys(on, true, complete.clone())} />
                     </div>
-                    <div class="completions">{ for chips }</div>
-                    if let Some(t) = &props.args_type {
-                        <ArgsView ty={t.clone()} />
-                    }
-                    { for kept }
+                    { chips() }
+                    { hints.clone().unwrap_or_default() }
+                    { kept.unwrap_or_default() }
                     <textarea class="mono args" data-testid="command-args" spellcheck="false" rows="8" ref={refs.args.clone()}
                               placeholder="arguments as JSON, e.g. {\"id\": \"net0\"} (empty: none)"
                               value={form.args.clone()} oninput={value_of_area(FormMsg::Args)}
@@ -179,6 +183,18 @@ pub fn command_form(props: &CommandFormProps) -> Html {
                 </>
             }
         }
+        Mode::Shell => html! {
+            <>
+                <div class="row">
+                    <label for="shell-line" title="qmp-shell's syntax: COMMAND key=value ... (JSON values, dotted keys nest)">{ "(qmp)" }</label>
+                    <input id="shell-line" class="mono" data-testid="shell-line" autocomplete="off" spellcheck="false" ref={refs.shell.clone()}
+                           placeholder="device_add driver=virtio-net-pci netdev=n1 id=nic1" value={form.shell.clone()}
+                           oninput={value_of_input(FormMsg::Shell)} onkeydown={keys(on, true, complete.clone())} />
+                </div>
+                { chips() }
+                { hints.clone().unwrap_or_default() }
+            </>
+        },
         Mode::Hmp => html! {
             <div class="row">
                 <label for="hmp-line">{ "(hmp)" }</label>
@@ -195,6 +211,7 @@ pub fn command_form(props: &CommandFormProps) -> Html {
     };
     let (syntax, problems) = match &props.check {
         Check::Syntax(e) => (Some(e.to_string()), Vec::new()),
+        Check::Shell(e) => (Some(e.clone()), Vec::new()),
         Check::Request {
             problems,
             placeholders,
@@ -236,7 +253,7 @@ pub fn command_form(props: &CommandFormProps) -> Html {
                 </ul>
             }
             <div class="buttons">
-                { for json_tools }
+                { json_tools.unwrap_or_default() }
                 <span class="spacer"></span>
                 if let Some(r) = props.refused.clone() {
                     <span class="refused" data-testid="refused">{ r }</span>
