@@ -702,8 +702,16 @@ async fn viewport(page: &Page, width: u32, height: u32, mobile: bool) -> testkit
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_layout_fits_from_760_px_up_and_scrolls_on_a_phone() -> testkit::Result<()> {
-    let s = open_console().await?;
+    // a VM with a screen, so the page shows it beside the events
+    let qemu = Qemu::builder().vga("std").running().start()?;
+    let mut s = open_console_on(&qemu.target(), &[]).await?;
+    s.qemu = Some(qemu);
     let page = &s.page;
+    page.wait_for(
+        "document.querySelector('[data-testid=screen] img')?.naturalWidth > 0",
+        WAIT,
+    )
+    .await?;
     // error entries: QEMU's own error, and a request sent despite its schema problem
     page.fill("command-name", "device_del").await?;
     page.fill(
@@ -751,6 +759,7 @@ async fn the_layout_fits_from_760_px_up_and_scrolls_on_a_phone() -> testkit::Res
         "event-filter",
         "action-quit",
         "connect",
+        "send-ctrl-alt-del",
     ];
     for (width, height, mobile, name) in [
         (1400, 900, false, "layout-1400x900"),
