@@ -181,6 +181,8 @@ async fn commands_events_and_the_status_badge() -> testkit::Result<()> {
     );
     // the console asked query-status itself: QEMU started with -S
     s.badge("prelaunch").await?;
+    // keyboard first: the command name has the focus from the start
+    assert_eq!(focus(page).await?.0, "command-name");
 
     // query-status typed into the form, sent with Ctrl+Enter
     page.fill("command-name", "query-status").await?;
@@ -201,6 +203,12 @@ async fn commands_events_and_the_status_badge() -> testkit::Result<()> {
     // cont then stop: RESUME and STOP events, and the badge follows
     page.click("action-cont").await?;
     s.event_shown("RESUME").await?;
+    // cont answers {}: ok, empty
+    page.wait_for(
+        "document.querySelector('[data-testid=response] .ok')?.textContent === 'ok, empty'",
+        WAIT,
+    )
+    .await?;
     s.badge("running").await?;
     page.click("action-stop").await?;
     s.event_shown("STOP").await?;

@@ -16,7 +16,7 @@ use crate::components::{
     CommandForm, EntryActions, EntryRef, EventPanel, EventRef, FormMsg, Header, QuickAction,
     QuickActions, RcByPtr, Transcript, TypeRef,
 };
-use crate::editor::{Check, Form, History, COMPLETIONS_SHOWN};
+use crate::editor::{Check, Field, Form, History, COMPLETIONS_SHOWN};
 use crate::screen_panel::ScreenPanel;
 use crate::socket::{now_ms, Socket};
 use crate::state::{backoff_ms, Console, Input, Phase, Request};
@@ -324,6 +324,8 @@ impl Component for App {
             .flatten()
             .collect(),
         };
+        // keyboard first: the command name takes the keys from the start
+        app.form.focus_on(Field::Name, None);
         app.connect(ctx);
         app
     }

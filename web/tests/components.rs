@@ -53,6 +53,16 @@ fn all(root: &web_sys::Element, selector: &str) -> Vec<web_sys::Element> {
         .collect()
 }
 
+/// The `data-testid` of the element with the keyboard focus.
+fn focused() -> Option<String> {
+    web_sys::window()
+        .unwrap()
+        .document()
+        .unwrap()
+        .active_element()
+        .and_then(|e| e.get_attribute("data-testid"))
+}
+
 /// The text of each element matching `selector`.
 fn texts(root: &web_sys::Element, selector: &str) -> Vec<String> {
     all(root, selector)
@@ -242,6 +252,33 @@ async fn transcript_pairs_requests_with_replies() {
         Some("DeviceNotFound: Device 'x' not found")
     );
     assert!(entries[2].text_content().unwrap().contains("\"paused\""));
+    let status = |e: &web_sys::Element| {
+        e.query_selector(".ok")
+            .unwrap()
+            .map(|s| s.text_content().unwrap())
+    };
+    assert_eq!(status(&entries[2]).as_deref(), Some("ok"));
+    // stop's answer, {}: ok, and nothing more to say
+    let mut c = console_with_replies();
+    c.handle(Input::Received(r#"{"return": {}, "id": "c3"}"#.into(), 3.0));
+    let root2 = mount_point();
+    let entries2 = c
+        .transcript()
+        .iter()
+        .cloned()
+        .map(RcByPtr)
+        .collect::<Vec<_>>();
+    yew::Renderer::<Transcript>::with_root_and_props(
+        root2.clone(),
+        TranscriptProps {
+            entries: entries2,
+            actions: EntryActions::default(),
+        },
+    )
+    .render();
+    settle().await;
+    let newest = all(&root2, "[data-testid=response]").remove(0);
+    assert_eq!(status(&newest).as_deref(), Some("ok, empty"));
     let args = entries[1].query_selector(".args-preview").unwrap().unwrap();
     assert_eq!(
         args.text_content().unwrap(),
@@ -446,12 +483,7 @@ async fn a_refused_placeholder_gets_the_caret() {
         .unwrap()
         .dyn_into()
         .unwrap();
-    let focused = web_sys::window()
-        .unwrap()
-        .document()
-        .unwrap()
-        .active_element()
-        .and_then(|e| e.get_attribute("data-testid"));
+    let focused = focused();
     assert_eq!(focused.as_deref(), Some("command-args"));
     let caret = form.args.find("\"\"").unwrap() as u32 + 1;
     assert_eq!(area.selection_start().unwrap(), Some(caret));
@@ -803,6 +835,12 @@ async fn app_reports_a_failed_connection() {
     }
     assert_eq!(testid(&root, "connection-state").as_deref(), Some("closed"));
     assert!(testid(&root, "close-reason").is_some_and(|r| !r.is_empty()));
+    let focused = focused();
+    assert_eq!(
+        focused.as_deref(),
+        Some("command-name"),
+        "the command name has the keys from the start"
+    );
     assert_eq!(
         testid(&root, "send").map(|_| ()),
         Some(()),

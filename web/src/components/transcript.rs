@@ -75,6 +75,10 @@ pub fn entry_view(props: &EntryProps) -> Html {
     let status = match &e.reply {
         None => html! { <span class="pending">{ "waiting" }</span> },
         Some(r) => match &r.error {
+            // an empty object: QEMU did it and has nothing to say
+            None if r.value.as_object().is_some_and(|o| o.is_empty()) => {
+                html! { <span class="ok" title="QEMU answered {}">{ "ok, empty" }</span> }
+            }
             None => html! { <span class="ok">{ "ok" }</span> },
             Some(err) => html! { <span class="err-class">{ err.class.clone() }</span> },
         },
