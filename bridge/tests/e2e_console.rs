@@ -858,6 +858,30 @@ async fn enter_never_sends_a_half_filled_template() -> testkit::Result<()> {
         !log.contains(r#"{\"id\":\"\"}"#) && !log.contains(r#"{"id":""}"#),
         "no empty id went: {log}"
     );
+
+    // a partial name that fits several: Enter picks none, it says so
+    page.fill("command-name", "query-st").await?;
+    page.key("Enter", false).await?;
+    let refused = page.testid_text("refused").await?;
+    assert_eq!(
+        refused,
+        Value::from("not sent: query-st is not a command; it begins query-stats, query-stats-schemas, query-status (Tab takes the first)")
+    );
+    // a mistyped one: did you mean, and Tab takes it
+    page.fill("command-name", "devcie_del").await?;
+    page.key("Enter", false).await?;
+    let refused = page.testid_text("refused").await?;
+    assert_eq!(
+        refused,
+        Value::from("not sent: no command devcie_del; did you mean device_del? (Tab takes it)")
+    );
+    page.key("Tab", false).await?;
+    page.wait_for(
+        "document.querySelector('[data-testid=command-name]').value === 'device_del'",
+        WAIT,
+    )
+    .await?;
+    assert_eq!(s.responses().await?, 1, "nothing more sent");
     s.assert_no_errors();
     Ok(())
 }

@@ -263,6 +263,39 @@ impl TypeNode {
     }
 }
 
+/// A name as compared for "did you mean": lower case, `_` as `-`.
+fn spelling(name: &str) -> Vec<char> {
+    name.chars()
+        .map(|c| {
+            if c == '_' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
+}
+
+/// Edits from `a` to `b`: a letter inserted, deleted, changed, or two neighbours swapped
+/// (optimal string alignment distance).
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut rows = vec![(0..=b.len()).collect::<Vec<usize>>()];
+    for i in 1..=a.len() {
+        let mut row = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            row[j] = (rows[i - 1][j] + 1)
+                .min(row[j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                row[j] = row[j].min(rows[i - 2][j - 2] + 1);
+            }
+        }
+        rows.push(row);
+    }
+    rows[a.len()][b.len()]
+}
+
 fn builtin_label(j: JsonType) -> &'static str {
     match j {
         JsonType::String => "str",
@@ -489,6 +522,31 @@ impl Schema {
             .chain(contains)
             .take(limit)
             .map(String::as_str)
+            .collect()
+    }
+
+    /// Command names that look like a mistyping of `name` (letters swapped, missed or
+    /// doubled, `_` for `-`): the closest ones (all as close), at most `limit`. For "did
+    /// you mean".
+    pub fn similar(&self, name: &str, limit: usize) -> Vec<&str> {
+        let typed = spelling(name.trim());
+        let most = (1 + typed.len() / 6).min(3);
+        let mut found: Vec<(usize, &str)> = self
+            .commands
+            .iter()
+            .filter(|c| c.as_str() != name.trim())
+            .filter_map(|c| {
+                let d = edit_distance(&typed, &spelling(c));
+                (d <= most).then_some((d, c.as_str()))
+            })
+            .collect();
+        found.sort();
+        let best = found.first().map_or(0, |(d, _)| *d);
+        found
+            .into_iter()
+            .take_while(|(d, _)| *d == best)
+            .take(limit)
+            .map(|(_, c)| c)
             .collect()
     }
 

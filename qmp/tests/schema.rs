@@ -37,6 +37,26 @@ fn completes_prefix_first_then_substring() {
 }
 
 #[test]
+fn mistyped_names_find_the_command_meant() {
+    let s = schema();
+    assert_eq!(s.similar("devcie_del", 3), ["device_del"]);
+    assert_eq!(
+        s.similar("query-stauts", 3),
+        ["query-stats", "query-status"],
+        "as close: both"
+    );
+    assert_eq!(s.similar("blockdev_add", 3), ["blockdev-add"], "_ for -");
+    assert_eq!(s.similar("Stop", 3), ["stop"]);
+    assert_eq!(s.similar("qurey-cpus-fast", 3), ["query-cpus-fast"]);
+    assert!(
+        s.similar("stop", 3).is_empty(),
+        "itself is not a suggestion"
+    );
+    assert!(s.similar("xyzzy", 3).is_empty());
+    assert!(s.similar("quit", 3).len() <= 3);
+}
+
+#[test]
 fn device_del_requires_id() {
     let s = schema();
     let args = s.arguments("device_del").unwrap();

@@ -389,7 +389,10 @@ fn command_check(
         None => vec![],
         Some(s) => match s.validate(name, args.as_ref()) {
             Ok(p) => p.iter().map(Problem::to_string).collect(),
-            Err(e) => vec![e.to_string()],
+            Err(e) => vec![match did_you_mean(s, name) {
+                Some(meant) => format!("{e}; did you mean {meant}?"),
+                None => e.to_string(),
+            }],
         },
     };
     Check::Request {
@@ -399,6 +402,15 @@ fn command_check(
         },
         problems,
         placeholders,
+    }
+}
+
+/// The commands `name` may be a mistyping of, as a question's words: `a`, `a or b`.
+fn did_you_mean(schema: &Schema, name: &str) -> Option<String> {
+    let meant = schema.similar(name, 3);
+    match meant.split_last()? {
+        (last, []) => Some((*last).to_owned()),
+        (last, rest) => Some(format!("{} or {last}", rest.join(", "))),
     }
 }
 
@@ -524,7 +536,13 @@ impl Form {
             if !name.is_empty() && s.command(&name).is_none() {
                 let fits = s.completions(&name, COMPLETIONS_SHOWN + 1);
                 match fits.as_slice() {
-                    [] => {}
+                    [] => {
+                        if let Some(meant) = did_you_mean(s, &name) {
+                            return Err(format!(
+                                "not sent: no command {name}; did you mean {meant}? (Tab takes it)"
+                            ));
+                        }
+                    }
                     [one] => {
                         let one = (*one).to_owned();
                         self.update(FormMsg::Choose(one), schema)?;
@@ -684,10 +702,12 @@ impl Form {
                 if name.is_empty() || s.command(name).is_some() {
                     return Vec::new();
                 }
-                s.completions(name, limit)
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect()
+                let mut fits = s.completions(name, limit);
+                if fits.is_empty() {
+                    // nothing begins or holds it: what it may be a mistyping of
+                    fits = s.similar(name, limit);
+                }
+                fits.into_iter().map(str::to_owned).collect()
             }
             Mode::Shell if self.shell.trim().is_empty() => Vec::new(),
             Mode::Shell => {
@@ -1497,5 +1517,32 @@ mod tests {
         );
         form.update(FormMsg::Clear, Some(&s)).unwrap();
         assert_eq!(form.shell, "");
+    }
+
+    #[test]
+    fn a_mistyped_name_asks_did_you_mean() {
+        let s = schema();
+        let mut form = Form::default();
+        form.update(FormMsg::Name("devcie_del".into()), Some(&s))
+            .unwrap();
+        assert_eq!(form.completions(Some(&s), 8), ["device_del"]);
+        assert_eq!(
+            form.update(FormMsg::Enter, Some(&s)),
+            Err("not sent: no command devcie_del; did you mean device_del? (Tab takes it)".into())
+        );
+        assert!(matches!(
+            form.check(Some(&s)),
+            Check::Request { problems, .. } if problems == ["no command \"devcie_del\" in the schema; did you mean device_del?"]
+        ));
+        // in a line, the problem says it too
+        let line = Form {
+            mode: Mode::Shell,
+            shell: "query-stauts".into(),
+            ..Form::default()
+        };
+        assert!(matches!(
+            line.check(Some(&s)),
+            Check::Request { problems, .. } if problems[0].ends_with("did you mean query-stats or query-status?")
+        ));
     }
 }
