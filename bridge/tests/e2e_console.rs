@@ -183,6 +183,12 @@ async fn commands_events_and_the_status_badge() -> testkit::Result<()> {
     s.badge("prelaunch").await?;
     // keyboard first: the command name has the focus from the start
     assert_eq!(focus(page).await?.0, "command-name");
+    // no -name: the VM is called as the bridge calls it (its socket's name)
+    assert_eq!(page.testid_text("vm-name").await?, Value::from("qmp"));
+    assert_eq!(
+        page.eval("document.title").await?,
+        Value::from("qmp · qmp-console")
+    );
 
     // query-status typed into the form, sent with Ctrl+Enter
     page.fill("command-name", "query-status").await?;
@@ -711,10 +717,20 @@ async fn viewport(page: &Page, width: u32, height: u32, mobile: bool) -> testkit
 #[tokio::test(flavor = "multi_thread")]
 async fn the_layout_fits_from_760_px_up_and_scrolls_on_a_phone() -> testkit::Result<()> {
     // a VM with a screen, so the page shows it beside the events
-    let qemu = Qemu::builder().vga("std").running().start()?;
+    let qemu = Qemu::builder().vga("std").running().name("web1").start()?;
     let mut s = open_console_on(&qemu.target(), &[]).await?;
     s.qemu = Some(qemu);
     let page = &s.page;
+    // QEMU's -name names the VM, in the header and the tab's title
+    page.wait_for(
+        "document.querySelector('[data-testid=vm-name]')?.textContent === 'web1'",
+        WAIT,
+    )
+    .await?;
+    assert_eq!(
+        page.eval("document.title").await?,
+        Value::from("web1 · qmp-console")
+    );
     page.wait_for(
         "document.querySelector('[data-testid=screen] img')?.naturalWidth > 0",
         WAIT,

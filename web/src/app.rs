@@ -96,6 +96,10 @@ pub struct AppProps {
     /// ([`PageUrl::screen_urls`](crate::endpoint::PageUrl::screen_urls)); none: no screen.
     #[prop_or_default]
     pub screen: Option<crate::endpoint::ScreenUrls>,
+    /// The bridge's name for the VM (its `/vm/NAME`, or the one VM it serves), shown when
+    /// QEMU has no `-name`.
+    #[prop_or_default]
+    pub vm: Option<AttrValue>,
 }
 
 /// The console page.
@@ -122,6 +126,8 @@ pub struct App {
     export_url: Option<gloo_file::ObjectUrl>,
     /// `pagehide` and `pageshow` listeners, removed with the component.
     _page_listeners: Vec<PageListener>,
+    /// The document's title as last set.
+    title: String,
 }
 
 /// A window event listener, removed when dropped.
@@ -156,6 +162,14 @@ impl Drop for PageListener {
 }
 
 impl App {
+    /// The VM's name: QEMU's `-name`, else the bridge's.
+    fn vm_name(&self, ctx: &Context<Self>) -> Option<AttrValue> {
+        match self.console.qemu_name() {
+            Some(n) => Some(AttrValue::from(n.to_owned())),
+            None => ctx.props().vm.clone(),
+        }
+    }
+
     fn connect(&mut self, ctx: &Context<Self>) {
         self.retry = None;
         self.socket = None;
@@ -323,6 +337,7 @@ impl Component for App {
             .into_iter()
             .flatten()
             .collect(),
+            title: String::new(),
         };
         // keyboard first: the command name takes the keys from the start
         app.form.focus_on(Field::Name, None);
@@ -413,6 +428,20 @@ impl Component for App {
         true
     }
 
+    fn rendered(&mut self, ctx: &Context<Self>, _first: bool) {
+        // the tab says which VM it is
+        let title = match self.vm_name(ctx) {
+            Some(name) => format!("{name} · qmp-console"),
+            None => "qmp-console".to_owned(),
+        };
+        if title != self.title {
+            if let Some(d) = web_sys::window().and_then(|w| w.document()) {
+                d.set_title(&title);
+            }
+            self.title = title;
+        }
+    }
+
     fn view(&self, ctx: &Context<Self>) -> Html {
         let c = &self.console;
         let l = &self.links;
@@ -440,6 +469,7 @@ impl Component for App {
         html! {
             <div class="console">
                 <Header url={c.url().to_owned()} phase={c.phase().clone()} greeting={c.greeting().cloned()}
+                        vm_name={self.vm_name(ctx)}
                         vm_status={c.vm_status().map(|s| AttrValue::from(s.to_owned()))}
                         enabled={c.enabled().iter().cloned().map(AttrValue::from).collect::<Vec<_>>()}
                         want_oob={c.want_oob()} on_oob={l.oob.clone()}

@@ -17,7 +17,8 @@ use crate::App;
 
 enum Page {
     Deciding,
-    Console,
+    /// A console, with the bridge's name for its VM when it has one.
+    Console(Option<AttrValue>),
     List(Listing),
 }
 
@@ -34,13 +35,18 @@ pub fn root(props: &RootProps) -> Html {
         let shown = shown.clone();
         use_effect_with(props.page.clone(), move |page| {
             if page.is_console() {
-                shown.set(Page::Console);
+                shown.set(Page::Console(page.location().1.map(AttrValue::from)));
             } else {
                 let url = page.listing_url();
                 wasm_bindgen_futures::spawn_local(async move {
                     match fetch_listing(&url).await {
                         Ok(l) if l.mode == ListMode::Fleet => shown.set(Page::List(l)),
-                        _ => shown.set(Page::Console),
+                        // one VM: its name, as the bridge calls it
+                        Ok(l) => {
+                            let name = l.vms.first().map(|v| AttrValue::from(v.name.clone()));
+                            shown.set(Page::Console(name));
+                        }
+                        Err(_) => shown.set(Page::Console(None)),
                     }
                 });
             }
@@ -50,9 +56,9 @@ pub fn root(props: &RootProps) -> Html {
         Page::Deciding => {
             html! { <p class="muted" data-testid="loading">{ "qmp-console: loading…" }</p> }
         }
-        Page::Console => {
-            html! { <App url={props.page.websocket_url()} screen={props.page.screen_urls()} /> }
-        }
+        Page::Console(vm) => html! {
+            <App url={props.page.websocket_url()} screen={props.page.screen_urls()} vm={vm.clone()} />
+        },
         Page::List(l) => html! { <FleetApp page={props.page.clone()} initial={l.clone()} /> },
     }
 }

@@ -150,6 +150,7 @@ pub struct Entry {
 enum Waiter {
     Entry(u64),
     Schema,
+    Name,
 }
 
 /// The whole console state. Its fields are private: the page reads them through the
@@ -167,6 +168,8 @@ pub struct Console {
     schema: Option<Rc<Schema>>,
     /// QEMU's run state (`running`, `paused`, `prelaunch`, `shutdown`, ...).
     run_state: RunState,
+    /// QEMU's `-name` (`query-name`), when it has one.
+    qemu_name: Option<String>,
     /// Oldest first, at most [`TRANSCRIPT_CAP`].
     transcript: VecDeque<Rc<Entry>>,
     events: EventLog,
@@ -201,6 +204,7 @@ impl Console {
             want_oob: false,
             schema: None,
             run_state: RunState::new(STATUS_ID),
+            qemu_name: None,
             transcript: VecDeque::new(),
             events: EventLog::default(),
             pending: HashMap::new(),
@@ -260,6 +264,11 @@ impl Console {
     /// QEMU's run state (`running`, `paused`, `prelaunch`, `shutdown`, ...), when known.
     pub fn vm_status(&self) -> Option<&str> {
         self.run_state.status()
+    }
+
+    /// QEMU's name for the VM (its `-name`), once known.
+    pub fn qemu_name(&self) -> Option<&str> {
+        self.qemu_name.as_deref()
     }
 
     /// Requests and their replies, oldest first, at most [`TRANSCRIPT_CAP`].
@@ -465,9 +474,11 @@ impl Console {
             Progress::Ready { .. } => {
                 self.phase = Phase::Ready;
                 let schema = self.own_request("query-qmp-schema", Waiter::Schema);
+                let name = self.own_request("query-name", Waiter::Name);
                 Some(
                     std::iter::once(schema)
                         .chain(self.run_state.query())
+                        .chain(std::iter::once(name))
                         .collect(),
                 )
             }
@@ -497,6 +508,14 @@ impl Console {
         };
         match waiter {
             Some(Waiter::Entry(seq)) => self.answer(seq, value, error, at),
+            // QEMU's -name ({} without one); a refusal (a policy) leaves it unknown
+            Some(Waiter::Name) => {
+                self.qemu_name = value
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .filter(|n| !n.is_empty() && error.is_none())
+                    .map(str::to_owned);
+            }
             Some(Waiter::Schema) => match (error, Schema::from_value(&value)) {
                 (None, Ok(schema)) => self.schema = Some(Rc::new(schema)),
                 (Some(e), _) => self
@@ -565,7 +584,14 @@ mod tests {
         );
         assert_eq!(c.phase, Phase::Ready);
         let asked: Vec<Value> = out.iter().map(|f| parse(f)["execute"].clone()).collect();
-        assert_eq!(asked, [json!("query-qmp-schema"), json!("query-status")]);
+        assert_eq!(
+            asked,
+            [
+                json!("query-qmp-schema"),
+                json!("query-status"),
+                json!("query-name")
+            ]
+        );
     }
 
     #[test]
@@ -889,5 +915,30 @@ mod tests {
         let last = c.transcript.back().unwrap().id.clone();
         rx(&mut c, &json!({"return": {}, "id": last}).to_string());
         assert!(c.transcript.back().unwrap().reply.is_some());
+    }
+
+    #[test]
+    fn qemu_s_name_is_asked_once_ready() {
+        let (mut c, out) = ready();
+        let name_id = parse(&out[2])["id"].clone();
+        assert_eq!(c.qemu_name(), None);
+        rx(
+            &mut c,
+            &json!({"return": {"name": "web1"}, "id": name_id}).to_string(),
+        );
+        assert_eq!(c.qemu_name(), Some("web1"));
+        assert!(c.transcript.is_empty() && c.notices.is_empty());
+        // without -name QEMU answers {}; a refusal is no notice either
+        let (mut c, out) = ready();
+        rx(
+            &mut c,
+            &json!({"return": {}, "id": parse(&out[2])["id"]}).to_string(),
+        );
+        assert_eq!(c.qemu_name(), None);
+        let (mut c, out) = ready();
+        let refused = json!({"error": {"class": "GenericError", "desc": "refused by qmp-bridge policy: query-name"}, "id": parse(&out[2])["id"]});
+        rx(&mut c, &refused.to_string());
+        assert_eq!(c.qemu_name(), None);
+        assert!(c.notices.is_empty(), "{:?}", c.notices);
     }
 }

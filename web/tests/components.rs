@@ -125,6 +125,7 @@ async fn header_shows_phase_greeting_and_status() {
         phase: Phase::Ready,
         greeting: Some(greeting()),
         vm_status: Some(AttrValue::from("paused")),
+        vm_name: Some(AttrValue::from("web1")),
     });
     yew::Renderer::<Header>::with_root_and_props(root.clone(), props).render();
     settle().await;
@@ -138,6 +139,7 @@ async fn header_shows_phase_greeting_and_status() {
         Some("capabilities: oob")
     );
     assert_eq!(testid(&root, "vm-status").as_deref(), Some("paused"));
+    assert_eq!(testid(&root, "vm-name").as_deref(), Some("web1"));
     assert_eq!(testid(&root, "connect").as_deref(), Some("Disconnect"));
     let url = root
         .query_selector(".url")
@@ -825,6 +827,7 @@ async fn app_reports_a_failed_connection() {
     let props = qmp_web::AppProps {
         url: url.into(),
         screen: None,
+        vm: Some("vm7".into()),
     };
     yew::Renderer::<qmp_web::App>::with_root_and_props(root.clone(), props).render();
     for _ in 0..250 {
@@ -841,6 +844,10 @@ async fn app_reports_a_failed_connection() {
         Some("command-name"),
         "the command name has the keys from the start"
     );
+    // the bridge's name for the VM (no QEMU to ask), in the header and the tab's title
+    assert_eq!(testid(&root, "vm-name").as_deref(), Some("vm7"));
+    let title = web_sys::window().unwrap().document().unwrap().title();
+    assert_eq!(title, "vm7 · qmp-console");
     assert_eq!(
         testid(&root, "send").map(|_| ()),
         Some(()),

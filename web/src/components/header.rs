@@ -1,5 +1,5 @@
-//! The top bar: connection state and control, the websocket URL, QEMU's greeting, the
-//! `oob` choice and the VM status badge.
+//! The top bar: the VM's name, connection state and control, the websocket URL, QEMU's
+//! greeting, the `oob` choice and the VM status badge.
 
 use yew::prelude::*;
 
@@ -12,6 +12,9 @@ pub struct HeaderProps {
     pub url: AttrValue,
     pub phase: Phase,
     pub greeting: Option<Greeting>,
+    /// The VM's name (QEMU's `-name`, or the bridge's), when known.
+    #[prop_or_default]
+    pub vm_name: Option<AttrValue>,
     /// QEMU's run state (`running`, `paused`, ...), when known.
     #[prop_or_default]
     pub vm_status: Option<AttrValue>,
@@ -80,7 +83,13 @@ pub fn header(props: &HeaderProps) -> Html {
     };
     html! {
         <header class="top">
-            <h1>{ "qmp-console" }</h1>
+            <h1>
+                if let Some(name) = props.vm_name.clone() {
+                    <span class="vm-name" data-testid="vm-name">{ name }</span>
+                    <span class="muted">{ " · " }</span>
+                }
+                { "qmp-console" }
+            </h1>
             <code class="url">{ redact_token(&props.url) }</code>
             <span class={classes!("state", phase.label())} data-testid="connection-state">
                 { phase.label() }
