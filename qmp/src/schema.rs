@@ -666,7 +666,8 @@ impl Schema {
     }
 
     /// A JSON object holding `command`'s required arguments with placeholder values
-    /// (`""`, `0`, `false`, an enum's first value, a union's first case).
+    /// (`""` for strings and enums, `0`, `false`; a union's tag `""`, its cases left to
+    /// choose: no enum value is a default QEMU would pick).
     pub fn template(&self, command: &str) -> Result<Value, SchemaError> {
         let c = self.command_or_err(command)?;
         Ok(self.template_of(&c.arg_type, &mut Vec::new()))
@@ -689,9 +690,7 @@ impl Schema {
                 JsonType::Array => Value::Array(Vec::new()),
                 JsonType::Null => Value::Null,
             },
-            Entity::Enum { values } => values
-                .first()
-                .map_or(Value::Null, |v| Value::String(v.clone())),
+            Entity::Enum { .. } => Value::String(String::new()),
             Entity::Array { .. } => Value::Array(Vec::new()),
             // The simplest alternative: a scalar (e.g. a node name) before an object.
             Entity::Alternate { members } => members
@@ -704,21 +703,10 @@ impl Schema {
                 })
                 .or(members.first())
                 .map_or(Value::Null, |m| self.template_of(m, stack)),
-            Entity::Object {
-                members,
-                tag,
-                variants,
-            } => {
+            // a union's tag is one of its members: an empty placeholder, no case chosen
+            Entity::Object { members, .. } => {
                 let mut obj = Map::new();
                 self.template_members(members, &mut obj, stack);
-                if let Some(tag) = tag {
-                    if let Some((case, ty)) = variants.first() {
-                        obj.insert(tag.clone(), Value::String(case.clone()));
-                        if let Some(Entity::Object { members, .. }) = self.entities.get(ty) {
-                            self.template_members(members, &mut obj, stack);
-                        }
-                    }
-                }
                 Value::Object(obj)
             }
             Entity::Command(_) | Entity::Event { .. } => Value::Null,

@@ -171,10 +171,9 @@ fn blockdev_add_is_a_union_on_driver() {
     assert!(matches!(alts[0], TypeNode::Recursive(_)));
     assert_eq!(children.ty.label(), "array of object | str");
 
-    // template: the first case and its required members
+    // template: the tag left empty (no case is a default), so no case's members yet
     let t = s.template("blockdev-add").unwrap();
-    assert_eq!(t["driver"], json!("blkdebug"));
-    assert!(t.get("image").is_some(), "{t}");
+    assert_eq!(t, json!({"driver": ""}));
 
     // validation follows the chosen variant
     let ok = json!({"driver": "file", "node-name": "d0", "filename": "/tmp/x.img"});
@@ -277,13 +276,20 @@ fn odd_member_names_get_quoted_paths() {
 }
 
 #[test]
-fn every_command_template_validates() {
+fn every_command_template_validates_but_for_its_empty_enums() {
     let s = schema();
     for name in s.commands() {
         let t = s.template(name).unwrap();
         let p = s.validate(name, Some(&t)).unwrap();
-        assert!(p.is_empty(), "{name}: template {t} has problems {p:?}");
+        assert!(
+            p.iter().all(
+                |p| matches!(&p.kind, ProblemKind::NotInEnum { value, .. } if value.is_empty())
+            ),
+            "{name}: template {t} has problems {p:?}"
+        );
     }
+    // an enum is left empty, to choose from its values
+    assert_eq!(s.template("query-stats").unwrap(), json!({"target": ""}));
 }
 
 #[test]

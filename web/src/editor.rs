@@ -9,7 +9,7 @@
 //! A refusal for an empty placeholder asks the page to put the caret in it
 //! ([`Form::focus`]).
 
-use qmp::schema::{member_path, Problem};
+use qmp::schema::{member_path, Problem, ProblemKind};
 use qmp::shell::{self, ShellLine};
 use qmp::Schema;
 use serde_json::{json, Value};
@@ -388,7 +388,16 @@ fn command_check(
     let problems = match schema {
         None => vec![],
         Some(s) => match s.validate(name, args.as_ref()) {
-            Ok(p) => p.iter().map(Problem::to_string).collect(),
+            // an empty enum placeholder is listed once, as a placeholder
+            Ok(p) => p
+                .iter()
+                .filter(|p| {
+                    let empty =
+                        matches!(&p.kind, ProblemKind::NotInEnum { value, .. } if value.is_empty());
+                    !(empty && placeholders.iter().any(|ph| ph.path == p.path))
+                })
+                .map(Problem::to_string)
+                .collect(),
             Err(e) => vec![match did_you_mean(s, name) {
                 Some(meant) => format!("{e}; did you mean {meant}?"),
                 None => e.to_string(),
@@ -1202,6 +1211,19 @@ mod tests {
         form.update(FormMsg::Args("{\"id\": \"nic1\"}".into()), Some(&s))
             .unwrap();
         assert!(form.update(FormMsg::Send(false), Some(&s)).is_ok());
+        // an enum left empty is one placeholder, not also a value outside the enum
+        form.update(FormMsg::Choose("blockdev-add".into()), Some(&s))
+            .unwrap();
+        let Check::Request {
+            problems,
+            placeholders,
+            ..
+        } = form.check(Some(&s))
+        else {
+            panic!()
+        };
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(placeholders[0].path, "$.driver");
         // two empty ones are named together
         form.update(
             FormMsg::Args("{\"id\": \"\", \"x\": [\"\"]}".into()),
@@ -1402,10 +1424,11 @@ mod tests {
         form.update(FormMsg::Name("query-stats".into()), Some(&s))
             .unwrap();
         assert!(form.completions(Some(&s), 8).is_empty(), "nothing to pick");
-        assert!(matches!(
+        assert_eq!(
             form.update(FormMsg::Enter, Some(&s)),
-            Ok(Some(Request::Command { name, .. })) if name == "query-stats"
-        ));
+            Err("not sent: placeholder $.target is empty (fill in, or Send anyway)".into()),
+            "its enum left empty to choose"
+        );
         // the only fit is taken (and its template filled), not sent
         form.update(FormMsg::Name("device_d".into()), Some(&s))
             .unwrap();
