@@ -12,6 +12,8 @@
 //!   templates of the required arguments, and validation with JSON paths.
 //! - [`shell`]: qmp-shell's one-line syntax (`device_add driver=e1000 id=n1`, JSON
 //!   values, dotted keys for nesting), read into a command and written back.
+//! - [`devices`]: what a live QEMU says about its device types (drivers, a driver's
+//!   properties), folded into the schema for `device_add`.
 //! - [`client`]: the client side of a session without I/O: the [`client::Handshake`]
 //!   (greeting, negotiation) and the VM's [`client::RunState`] kept current from events;
 //!   the bridge's multiplexer and the page (its console, the VM list's actions) use them.
@@ -25,6 +27,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod client;
+pub mod devices;
 pub mod framing;
 pub mod inbound;
 pub mod keys;

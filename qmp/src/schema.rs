@@ -18,6 +18,8 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub use crate::devices::DeviceProperty;
+
 /// Why a schema reply can not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {
@@ -64,6 +66,8 @@ pub struct Member {
     pub name: String,
     pub ty: String,
     pub optional: bool,
+    /// What it is, when known (QEMU's schema says nothing; a device's property may).
+    pub description: Option<String>,
 }
 
 /// A command's entry.
@@ -205,6 +209,8 @@ pub struct Arg {
     pub name: String,
     pub required: bool,
     pub ty: TypeNode,
+    /// What it is, when known ([`Member::description`]).
+    pub description: Option<String>,
 }
 
 impl TypeNode {
@@ -427,6 +433,7 @@ impl Schema {
                             name: m.name,
                             ty: m.ty,
                             optional: m.default,
+                            description: None,
                         })
                         .collect();
                     let variants = variants.into_iter().map(|v| (v.case, v.ty)).collect();
@@ -493,6 +500,102 @@ impl Schema {
             }
         }
         Ok(())
+    }
+
+    /// This schema with what a live QEMU says about its devices folded into `device_add`:
+    /// `driver` one of `drivers`, and for each driver in `properties` its properties as
+    /// optional members (a union on `driver`), typed `bool` and `str` as QOM says and
+    /// anything else loosely (QEMU parses many from strings too: a PCI `addr` of `06.0`).
+    /// Unchanged without `device_add` or without drivers.
+    pub fn with_devices(
+        &self,
+        drivers: &[String],
+        properties: &BTreeMap<String, Vec<DeviceProperty>>,
+    ) -> Schema {
+        let Some(command) = self.command("device_add") else {
+            return self.clone();
+        };
+        let Some(Entity::Object { members, .. }) = self.entities.get(&command.arg_type) else {
+            return self.clone();
+        };
+        if drivers.is_empty() {
+            return self.clone();
+        }
+        const DRIVERS: &str = "qmp-console:device-drivers";
+        const ARGS: &str = "qmp-console:device_add";
+        let mut schema = self.clone();
+        let base = members
+            .iter()
+            .map(|m| Member {
+                ty: if m.name == "driver" {
+                    DRIVERS.to_owned()
+                } else {
+                    m.ty.clone()
+                },
+                ..m.clone()
+            })
+            .collect::<Vec<_>>();
+        let mut variants = Vec::new();
+        for (driver, props) in properties {
+            let name = format!("qmp-console:device:{driver}");
+            let own = props
+                .iter()
+                .filter(|p| !base.iter().any(|m| m.name == p.name))
+                .map(|p| Member {
+                    name: p.name.clone(),
+                    ty: match p.ty.as_str() {
+                        "bool" => "bool",
+                        "str" => "str",
+                        _ => "any",
+                    }
+                    .to_owned(),
+                    optional: true,
+                    description: Some(match &p.description {
+                        Some(d) => format!("{}: {d}", p.ty),
+                        None => p.ty.clone(),
+                    }),
+                })
+                .collect();
+            schema.entities.insert(
+                name.clone(),
+                Entity::Object {
+                    members: own,
+                    tag: None,
+                    variants: Vec::new(),
+                },
+            );
+            variants.push((driver.clone(), name));
+        }
+        for builtin in [
+            ("str", JsonType::String),
+            ("bool", JsonType::Boolean),
+            ("any", JsonType::Value),
+        ] {
+            schema
+                .entities
+                .entry(builtin.0.to_owned())
+                .or_insert(Entity::Builtin { json: builtin.1 });
+        }
+        schema.entities.insert(
+            DRIVERS.to_owned(),
+            Entity::Enum {
+                values: drivers.to_vec(),
+            },
+        );
+        schema.entities.insert(
+            ARGS.to_owned(),
+            Entity::Object {
+                members: base,
+                tag: Some("driver".into()),
+                variants,
+            },
+        );
+        let mut command = command.clone();
+        command.arg_type = ARGS.to_owned();
+        schema
+            .entities
+            .insert("device_add".into(), Entity::Command(command));
+        schema
     }
 
     /// Every command name, sorted.
@@ -661,6 +764,7 @@ impl Schema {
                 name: m.name.clone(),
                 required: !m.optional,
                 ty: self.resolve(&m.ty, stack),
+                description: m.description.clone(),
             })
             .collect()
     }

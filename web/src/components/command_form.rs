@@ -378,6 +378,9 @@ fn arg_line(props: &ArgLineProps) -> Html {
             <span class="type">{ a.ty.label() }</span>
             <span class={if a.required { "req" } else { "opt" }}>{ if a.required { "required" } else { "optional" } }</span>
             { for values }
+            if let Some(d) = a.description.clone() {
+                <span class="desc">{ d }</span>
+            }
             if open {
                 if let Some(node) = inner { <TypeView node={Rc::new(node)} /> }
             }
