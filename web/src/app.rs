@@ -230,6 +230,19 @@ impl App {
             .map(AttrValue::from)
             .collect();
         self.refresh_args_type();
+        self.ask_device();
+    }
+
+    /// `device_add` naming a driver: asks QEMU for its properties (once), so they complete,
+    /// show and validate as the schema's members do.
+    fn ask_device(&mut self) {
+        if let Some(frame) = self
+            .form
+            .device_driver()
+            .and_then(|d| self.console.ask_device(&d))
+        {
+            self.transmit(vec![frame]);
+        }
     }
 
     /// Keeps `args_type` in step with the command named in the form.

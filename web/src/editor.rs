@@ -487,6 +487,27 @@ impl Form {
         }
     }
 
+    /// The driver named by the `device_add` being written (the line's last word may be
+    /// unfinished), so its properties can be asked for.
+    pub fn device_driver(&self) -> Option<String> {
+        let (name, args) = match self.mode {
+            Mode::Json => (
+                self.name.trim().to_owned(),
+                parse_args(&self.args).ok().flatten(),
+            ),
+            Mode::Shell => {
+                let line = shell::parse_line(&self.shell).ok().or_else(|| {
+                    let cut = self.shell.trim_end().rfind(char::is_whitespace)?;
+                    shell::parse_line(&self.shell[..cut]).ok()
+                })?;
+                (line.command, line.arguments.map(Value::Object))
+            }
+            Mode::Hmp | Mode::Raw => return None,
+        };
+        let driver = args?.get("driver")?.as_str()?.to_owned();
+        (name == "device_add").then_some(driver)
+    }
+
     /// The command the form names: the name field's (JSON) or the line's first word
     /// (Shell); empty in the other modes.
     pub fn command_name(&self) -> &str {
@@ -1567,5 +1588,22 @@ mod tests {
             line.check(Some(&s)),
             Check::Request { problems, .. } if problems[0].ends_with("did you mean query-stats or query-status?")
         ));
+    }
+
+    #[test]
+    fn the_device_being_added_is_named_while_it_is_written() {
+        let mut form = Form {
+            name: "device_add".into(),
+            args: "{\"driver\": \"e1000\", \"id\": \"n\"}".into(),
+            ..Form::default()
+        };
+        assert_eq!(form.device_driver().as_deref(), Some("e1000"));
+        form.args = "{\"driver\": \"e1000\", ".into();
+        assert_eq!(form.device_driver(), None, "not JSON yet");
+        form.mode = Mode::Shell;
+        form.shell = "device_add driver=virtio-net-pci net".into();
+        assert_eq!(form.device_driver().as_deref(), Some("virtio-net-pci"));
+        form.shell = "device_del id=x".into();
+        assert_eq!(form.device_driver(), None);
     }
 }

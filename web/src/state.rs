@@ -6,12 +6,16 @@
 //! (the server greets, the client sends `qmp_capabilities`, its success means commands may
 //! flow) is `qmp`'s [`Handshake`], the VM status its [`RunState`] (`query-status`, asked
 //! again after run-state events), as in the bridge. Once ready the console reads
-//! `query-qmp-schema` and `query-status` itself (not shown in the transcript).
+//! `query-qmp-schema`, `query-status`, `query-name` and the device drivers
+//! (`qom-list-types`) itself (not shown in the transcript), and a driver's properties when
+//! the form names it ([`Console::ask_device`]): they make the schema the page uses
+//! ([`qmp::Schema::with_devices`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 
 use qmp::client::{Handshake, Progress, RunState};
+use qmp::devices::{self, DeviceProperty};
 use qmp::{Greeting, Message, QmpError, Schema};
 use serde_json::{json, Value};
 
@@ -146,11 +150,22 @@ pub struct Entry {
 }
 
 /// Whose reply an id awaits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Waiter {
     Entry(u64),
     Schema,
     Name,
+    Drivers,
+    Properties(String),
+}
+
+/// What is known of a driver's properties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Known {
+    Asked,
+    Found(Vec<DeviceProperty>),
+    /// QEMU would not say (asked once per connection).
+    Failed,
 }
 
 /// The whole console state. Its fields are private: the page reads them through the
@@ -165,7 +180,14 @@ pub struct Console {
     notices: Vec<Notice>,
     /// Ask for `oob` when QEMU offers it (takes effect at the next negotiation).
     want_oob: bool,
+    /// The schema the page uses: QEMU's, with what is known of its devices folded in.
     schema: Option<Rc<Schema>>,
+    /// QEMU's schema as it sent it.
+    qemu_schema: Option<Rc<Schema>>,
+    /// The device drivers QEMU has (`qom-list-types`), once read on this connection.
+    drivers: Vec<String>,
+    /// Drivers' properties asked of QEMU on this connection.
+    properties: BTreeMap<String, Known>,
     /// QEMU's run state (`running`, `paused`, `prelaunch`, `shutdown`, ...).
     run_state: RunState,
     /// QEMU's `-name` (`query-name`), when it has one.
@@ -203,6 +225,9 @@ impl Console {
             notices: Vec::new(),
             want_oob: false,
             schema: None,
+            qemu_schema: None,
+            drivers: Vec::new(),
+            properties: BTreeMap::new(),
             run_state: RunState::new(STATUS_ID),
             qemu_name: None,
             transcript: VecDeque::new(),
@@ -221,6 +246,49 @@ impl Console {
         self.fail_unanswered("the console reconnected");
         self.phase = Phase::Connecting;
         self.handshake = handshake(self.want_oob);
+        // the QEMU behind the next connection may have other devices
+        self.drivers.clear();
+        self.properties.clear();
+        self.fold_devices();
+    }
+
+    /// The schema the page uses, from QEMU's and what is known of its devices.
+    fn fold_devices(&mut self) {
+        let known: BTreeMap<String, Vec<DeviceProperty>> = self
+            .properties
+            .iter()
+            .filter_map(|(d, k)| match k {
+                Known::Found(p) => Some((d.clone(), p.clone())),
+                _ => None,
+            })
+            .collect();
+        self.schema = self.qemu_schema.as_ref().map(|s| {
+            if self.drivers.is_empty() {
+                s.clone()
+            } else {
+                Rc::new(s.with_devices(&self.drivers, &known))
+            }
+        });
+    }
+
+    /// Asks QEMU for `driver`'s properties (for `device_add`), once per connection: the
+    /// frame to send, if it is a driver QEMU has and was not asked about yet.
+    pub fn ask_device(&mut self, driver: &str) -> Option<String> {
+        if !self.is_ready()
+            || self.properties.contains_key(driver)
+            || self
+                .drivers
+                .binary_search_by(|d| d.as_str().cmp(driver))
+                .is_err()
+        {
+            return None;
+        }
+        self.properties.insert(driver.to_owned(), Known::Asked);
+        Some(self.own_request_with(
+            devices::LIST_PROPERTIES,
+            Some(devices::list_properties_args(driver)),
+            Waiter::Properties(driver.to_owned()),
+        ))
     }
 
     pub fn is_ready(&self) -> bool {
@@ -411,10 +479,14 @@ impl Console {
     }
 
     fn own_request(&mut self, command: &str, waiter: Waiter) -> String {
+        self.own_request_with(command, None, waiter)
+    }
+
+    fn own_request_with(&mut self, command: &str, args: Option<Value>, waiter: Waiter) -> String {
         self.own_count += 1;
         let id = Value::String(format!("{OWN_ID}{command}-{}", self.own_count));
         self.pending.insert(id_key(&id), waiter);
-        qmp::message::command(command, None, Some(id))
+        qmp::message::command(command, args, Some(id))
     }
 
     fn answer(&mut self, seq: u64, value: Value, error: Option<QmpError>, at: f64) {
@@ -475,10 +547,15 @@ impl Console {
                 self.phase = Phase::Ready;
                 let schema = self.own_request("query-qmp-schema", Waiter::Schema);
                 let name = self.own_request("query-name", Waiter::Name);
+                let drivers = self.own_request_with(
+                    devices::LIST_TYPES,
+                    Some(devices::list_types_args()),
+                    Waiter::Drivers,
+                );
                 Some(
                     std::iter::once(schema)
                         .chain(self.run_state.query())
-                        .chain(std::iter::once(name))
+                        .chain([name, drivers])
                         .collect(),
                 )
             }
@@ -508,6 +585,22 @@ impl Console {
         };
         match waiter {
             Some(Waiter::Entry(seq)) => self.answer(seq, value, error, at),
+            // what QEMU says of its devices; a refusal (a policy) leaves device_add as the
+            // schema has it
+            Some(Waiter::Drivers) => {
+                if let (None, Ok(drivers)) = (&error, devices::drivers(&value)) {
+                    self.drivers = drivers;
+                    self.fold_devices();
+                }
+            }
+            Some(Waiter::Properties(driver)) => {
+                let known = match (&error, devices::properties(&value)) {
+                    (None, Ok(p)) => Known::Found(p),
+                    _ => Known::Failed,
+                };
+                self.properties.insert(driver, known);
+                self.fold_devices();
+            }
             // QEMU's -name ({} without one); a refusal (a policy) leaves it unknown
             Some(Waiter::Name) => {
                 self.qemu_name = value
@@ -517,7 +610,10 @@ impl Console {
                     .map(str::to_owned);
             }
             Some(Waiter::Schema) => match (error, Schema::from_value(&value)) {
-                (None, Ok(schema)) => self.schema = Some(Rc::new(schema)),
+                (None, Ok(schema)) => {
+                    self.qemu_schema = Some(Rc::new(schema));
+                    self.fold_devices();
+                }
                 (Some(e), _) => self
                     .notices
                     .push(Notice(format!("query-qmp-schema failed: {}", e.desc))),
@@ -589,8 +685,13 @@ mod tests {
             [
                 json!("query-qmp-schema"),
                 json!("query-status"),
-                json!("query-name")
+                json!("query-name"),
+                json!("qom-list-types")
             ]
+        );
+        assert_eq!(
+            parse(&out[3])["arguments"],
+            json!({"implements": "device", "abstract": false})
         );
     }
 
@@ -940,5 +1041,68 @@ mod tests {
         rx(&mut c, &refused.to_string());
         assert_eq!(c.qemu_name(), None);
         assert!(c.notices.is_empty(), "{:?}", c.notices);
+    }
+
+    #[test]
+    fn device_add_learns_the_drivers_and_their_properties() {
+        let (mut c, out) = ready();
+        let id = |f: &str| parse(f)["id"].clone();
+        let schema: Value =
+            serde_json::from_str(include_str!("../../qmp/tests/data/qemu-7.2-schema.json"))
+                .unwrap();
+        rx(
+            &mut c,
+            &json!({"return": schema, "id": id(&out[0])}).to_string(),
+        );
+        let nic = json!({"driver": "virtio-net-pci", "netdev": "n1"});
+        let problems = |c: &Console| {
+            c.schema()
+                .unwrap()
+                .validate("device_add", Some(&nic))
+                .unwrap()
+                .len()
+        };
+        assert_eq!(problems(&c), 1, "netdev is unknown to QEMU's schema");
+        assert_eq!(c.ask_device("virtio-net-pci"), None, "no drivers known yet");
+        let types = json!([{"name": "virtio-net-pci"}, {"name": "e1000"}]);
+        rx(
+            &mut c,
+            &json!({"return": types, "id": id(&out[3])}).to_string(),
+        );
+        // asked once, for a driver QEMU has
+        let ask = c.ask_device("virtio-net-pci").expect("asked");
+        assert_eq!(parse(&ask)["execute"], "device-list-properties");
+        assert_eq!(
+            parse(&ask)["arguments"],
+            json!({"typename": "virtio-net-pci"})
+        );
+        assert_eq!(c.ask_device("virtio-net-pci"), None, "once");
+        assert_eq!(c.ask_device("no-such-nic"), None);
+        let before = c.schema().cloned().unwrap();
+        let props = json!([{"name": "netdev", "type": "str"}, {"name": "mac", "type": "str"}]);
+        rx(
+            &mut c,
+            &json!({"return": props, "id": parse(&ask)["id"]}).to_string(),
+        );
+        assert!(
+            !Rc::ptr_eq(&before, c.schema().unwrap()),
+            "a new schema for the page"
+        );
+        assert_eq!(problems(&c), 0);
+        assert!(
+            c.transcript.is_empty() && c.notices.is_empty(),
+            "{:?}",
+            c.notices
+        );
+        // a driver QEMU will not describe is not asked again
+        let ask = c.ask_device("e1000").unwrap();
+        let error =
+            json!({"error": {"class": "GenericError", "desc": "no"}, "id": parse(&ask)["id"]});
+        rx(&mut c, &error.to_string());
+        assert_eq!(c.ask_device("e1000"), None);
+        assert!(c.notices.is_empty());
+        // a new connection (perhaps another QEMU) learns again
+        c.connecting();
+        assert_eq!(problems(&c), 1);
     }
 }
