@@ -249,6 +249,15 @@ async fn commands_events_and_the_status_badge() -> testkit::Result<()> {
         WAIT,
     )
     .await?;
+    // Up in HMP walks HMP's history (not query-status) and keeps the focus
+    page.fill("hmp-line", "").await?;
+    page.key("ArrowUp", false).await?;
+    page.wait_for(
+        "document.querySelector('[data-testid=hmp-line]')?.value === 'info status'",
+        WAIT,
+    )
+    .await?;
+    assert_eq!(focus(page).await?.0, "hmp-line");
     // Copy puts the reply on the clipboard
     let origin = s.bridge.url.trim_end_matches('/').to_owned();
     let grant = serde_json::json!({"origin": origin, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]});
@@ -586,11 +595,10 @@ async fn oob_raw_mode_history_and_reconnects() -> testkit::Result<()> {
     page.wait_for("!document.querySelector('.notice')", WAIT)
         .await?;
 
-    // history: Up in the command name recalls the raw request, also after a reload
-    page.click("mode-json").await?;
-    page.eval("document.querySelector('[data-testid=command-name]').focus()")
-        .await?;
-    page.key("ArrowUp", false).await?;
+    // history: Ctrl+Up in the raw text recalls the raw requests (each mode walks its
+    // own), also after a reload
+    page.fill("raw-text", "").await?;
+    page.key("ArrowUp", true).await?;
     page.wait_for(
         "document.querySelector('[data-testid=raw-text]')?.value.includes('query-status')",
         WAIT,
@@ -598,9 +606,13 @@ async fn oob_raw_mode_history_and_reconnects() -> testkit::Result<()> {
     .await?;
     page.goto(&s.bridge.url).await?;
     wait_ready(page).await?;
-    page.eval("document.querySelector('[data-testid=command-name]').focus()")
-        .await?;
+    // (in JSON mode there is no command in the history: Up leaves the form as it is)
     page.key("ArrowUp", false).await?;
+    assert_eq!(focus(page).await?.0, "command-name");
+    page.click("mode-raw").await?;
+    page.eval("document.querySelector('[data-testid=raw-text]').focus()")
+        .await?;
+    page.key("ArrowUp", true).await?;
     page.wait_for(
         "document.querySelector('[data-testid=raw-text]')?.value.includes('query-status')",
         WAIT,

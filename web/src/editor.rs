@@ -618,6 +618,8 @@ impl Form {
             _ => {}
         }
         self.mode = to;
+        // each mode walks its own history, from its newest
+        self.history.pos = None;
     }
 
     /// Takes a completion of the line's end, as shown (`label`).
@@ -832,11 +834,19 @@ impl Form {
     }
 
     /// Walks the history: `older` (up) or newer (down); loads what it finds.
+    /// Each mode walks its own kind of request: commands (JSON and Shell), HMP lines, raw
+    /// texts; so the field keeps the focus.
     pub fn recall(&mut self, older: bool) -> bool {
+        let mode = self.mode;
+        let mine = move |r: &Request| match r {
+            Request::Command { .. } => matches!(mode, Mode::Json | Mode::Shell),
+            Request::Hmp(_) => mode == Mode::Hmp,
+            Request::Raw(_) => mode == Mode::Raw,
+        };
         let found = if older {
-            self.history.older()
+            self.history.older(mine)
         } else {
-            self.history.newer()
+            self.history.newer(mine)
         };
         match found {
             Some(r) => {
@@ -874,21 +884,18 @@ impl History {
         }
     }
 
-    fn older(&mut self) -> Option<Request> {
-        let pos = match self.pos {
-            None => self.items.len().checked_sub(1)?,
-            Some(0) => return None,
-            Some(p) => p - 1,
-        };
+    /// The next older item that is `mine`, from where the walk is.
+    fn older(&mut self, mine: impl Fn(&Request) -> bool) -> Option<Request> {
+        let end = self.pos.unwrap_or(self.items.len());
+        let pos = self.items[..end].iter().rposition(mine)?;
         self.pos = Some(pos);
         self.items.get(pos).cloned()
     }
 
-    fn newer(&mut self) -> Option<Request> {
-        let pos = self.pos? + 1;
-        if pos >= self.items.len() {
-            return None;
-        }
+    /// The next newer item that is `mine`, from where the walk is.
+    fn newer(&mut self, mine: impl Fn(&Request) -> bool) -> Option<Request> {
+        let start = self.pos? + 1;
+        let pos = start + self.items.get(start..)?.iter().position(mine)?;
         self.pos = Some(pos);
         self.items.get(pos).cloned()
     }
@@ -1150,19 +1157,29 @@ mod tests {
             3,
             "an immediate repeat is kept once"
         );
+        // JSON mode walks the commands, HMP mode the HMP lines: the mode stays
         assert!(form.recall(true));
         assert_eq!((form.mode, form.name.as_str()), (Mode::Json, "device_del"));
         assert!(form.args.contains("\"x\""));
         assert!(form.recall(true));
         assert_eq!(
+            (form.mode, form.name.as_str()),
+            (Mode::Json, "query-status")
+        );
+        assert!(!form.recall(true), "the oldest is the end");
+        assert!(form.recall(false));
+        assert_eq!(form.name, "device_del");
+        assert!(!form.recall(false), "the newest is the end");
+        form.update(FormMsg::Mode(Mode::Hmp), None).unwrap();
+        assert!(form.recall(true));
+        assert_eq!(
             (form.mode, form.hmp.as_str()),
             (Mode::Hmp, "info registers")
         );
-        assert!(form.recall(true));
-        assert!(!form.recall(true), "the oldest is the end");
-        assert_eq!(form.name, "query-status");
-        assert!(form.recall(false));
-        assert_eq!(form.mode, Mode::Hmp);
+        assert!(!form.recall(true), "one HMP line");
+        form.update(FormMsg::Mode(Mode::Raw), None).unwrap();
+        assert!(!form.recall(true), "no raw text sent");
+        assert_eq!(form.mode, Mode::Raw);
         let stored = form.history.to_json();
         let back = History::from_json(&stored);
         assert_eq!(back.items(), form.history.items());
