@@ -216,9 +216,15 @@ async fn commands_events_and_the_status_badge() -> testkit::Result<()> {
     )
     .await?;
     s.badge("running").await?;
+    // Pause and Resume follow the run state
+    let disabled = "[...document.querySelectorAll('.actions button:disabled')].map(b => b.dataset.testid).join()";
+    page.wait_for(&format!("{disabled} === 'action-cont'"), WAIT)
+        .await?;
     page.click("action-stop").await?;
     s.event_shown("STOP").await?;
     s.badge("paused").await?;
+    page.wait_for(&format!("{disabled} === 'action-stop'"), WAIT)
+        .await?;
     let count = page
         .eval("document.querySelector('[data-testid=event-count][data-name=STOP]').textContent")
         .await?;

@@ -488,6 +488,7 @@ impl Component for App {
                         want_oob={c.want_oob()} on_oob={l.oob.clone()}
                         {retry_in} on_connect={l.connect.clone()} />
                 <QuickActions enabled={ready} confirming={self.confirming}
+                              vm_status={c.vm_status().map(|s| AttrValue::from(s.to_owned()))}
                               on_action={l.action.clone()} on_confirm={l.confirm.clone()} />
                 if !c.notices().is_empty() || schema_note.is_some() {
                     <ul class="notices">

@@ -609,6 +609,31 @@ async fn destructive_actions_ask_in_the_page() {
     assert!(QuickAction::Quit.destructive() && !QuickAction::Resume.destructive());
 }
 
+#[wasm_bindgen_test]
+async fn pause_and_resume_follow_the_run_state() {
+    let disabled = |root: &web_sys::Element| -> Vec<String> {
+        all(root, ".actions button:disabled")
+            .iter()
+            .filter_map(|b| b.get_attribute("data-testid"))
+            .collect()
+    };
+    for (status, off) in [
+        (Some("running"), vec!["action-cont"]),
+        (Some("paused"), vec!["action-stop"]),
+        (Some("prelaunch"), vec!["action-stop"]),
+        (None, vec![]),
+    ] {
+        let root = mount_point();
+        let props = props!(QuickActionsProps {
+            enabled: true,
+            vm_status: status.map(AttrValue::from),
+        });
+        yew::Renderer::<QuickActions>::with_root_and_props(root.clone(), props).render();
+        settle().await;
+        assert_eq!(disabled(&root), off, "{status:?}");
+    }
+}
+
 fn vm(name: &str, state: VmState, run_state: Option<&str>) -> VmRow {
     VmRow {
         managed_by: None,

@@ -62,6 +62,17 @@ impl QuickAction {
         }
     }
 
+    /// Whether the action makes sense in run state `status` (unknown: yes): Pause while
+    /// running, Resume while not.
+    pub fn fits(self, status: Option<&str>) -> bool {
+        match (self, status) {
+            (_, None) => true,
+            (QuickAction::Pause, Some(s)) => s == "running",
+            (QuickAction::Resume, Some(s)) => s != "running",
+            _ => true,
+        }
+    }
+
     /// Asks before sending: it resets, powers down or ends the VM.
     pub fn destructive(self) -> bool {
         matches!(
@@ -87,6 +98,9 @@ impl QuickAction {
 pub struct QuickActionsProps {
     /// False while not connected: the buttons are disabled.
     pub enabled: bool,
+    /// The VM's run state, when known: Pause and Resume are enabled as it fits.
+    #[prop_or_default]
+    pub vm_status: Option<AttrValue>,
     /// The action waiting for a yes or no.
     #[prop_or_default]
     pub confirming: Option<QuickAction>,
@@ -133,9 +147,10 @@ pub fn quick_actions(props: &QuickActionsProps) -> Html {
         <div class="actions">
             { for QuickAction::ALL.iter().map(|&a| {
                 let onclick = props.on_action.reform(move |_: MouseEvent| a);
+                let fits = a.fits(props.vm_status.as_deref());
                 html! {
                     <button class={classes!(a.destructive().then_some("danger"))} {onclick}
-                            disabled={!props.enabled} data-testid={format!("action-{}", a.command())}
+                            disabled={!props.enabled || !fits} data-testid={format!("action-{}", a.command())}
                             title={format!("{} ({})", a.label(), a.command())}>
                         { a.label() }
                     </button>
