@@ -1191,3 +1191,53 @@ async fn device_add_knows_the_live_vm_s_drivers_and_their_properties() -> testki
     s.assert_no_errors();
     Ok(())
 }
+
+/// The contrast ratio (WCAG) of the text of `[data-testid=ID]` on its background.
+const CONTRAST: &str = r#"(id => {
+  const el = document.querySelector(`[data-testid="${id}"]`);
+  const s = getComputedStyle(el);
+  const rgb = c => c.match(/[\d.]+/g).slice(0, 3).map(Number);
+  const lum = c => {
+    const [r, g, b] = rgb(c).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const [a, b] = [lum(s.color), lum(s.backgroundColor)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+})"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hovered_send_and_active_tab_stay_readable() -> testkit::Result<()> {
+    let s = open_console().await?;
+    let page = &s.page;
+    page.fill("command-name", "query-status").await?;
+    for scheme in ["light", "dark"] {
+        let features = serde_json::json!([{"name": "prefers-color-scheme", "value": scheme}]);
+        page.call(
+            "Emulation.setEmulatedMedia",
+            serde_json::json!({ "features": features }),
+        )
+        .await?;
+        for id in ["send", "mode-json"] {
+            let centre = page
+                .eval(&format!(
+                    "(() => {{ const r = document.querySelector('[data-testid={id}]').getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+                ))
+                .await?;
+            page.call(
+                "Input.dispatchMouseEvent",
+                serde_json::json!({"type": "mouseMoved", "x": centre[0], "y": centre[1]}),
+            )
+            .await?;
+            page.wait_for(
+                &format!("document.querySelector('[data-testid={id}]').matches(':hover')"),
+                WAIT,
+            )
+            .await?;
+            let ratio = page.eval(&format!("({CONTRAST})('{id}')")).await?;
+            let ratio = ratio.as_f64().unwrap_or(0.0);
+            assert!(ratio >= 4.5, "{id} hovered, {scheme}: contrast {ratio:.2}");
+        }
+    }
+    s.assert_no_errors();
+    Ok(())
+}
