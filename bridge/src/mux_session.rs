@@ -6,7 +6,6 @@
 //! go through the [`Mux`](crate::mux::Mux), which keeps its `id`s apart from everyone else's.
 
 use qmp::ClientFrame;
-use serde_json::Value;
 use tokio::sync::{watch, Semaphore};
 
 use std::sync::atomic::Ordering;
@@ -61,22 +60,10 @@ impl Negotiation {
                     "Expecting capabilities negotiation with 'qmp_capabilities'",
                 ));
             }
-            let enable = frame
-                .arguments()
-                .and_then(|a| a.get("enable"))
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for cap in &enable {
+            for cap in frame.enables() {
                 match cap.as_str() {
                     Some("oob") if oob_offered => self.oob = true,
-                    Some("oob") => {
-                        return Some(error(
-                            frame,
-                            "GenericError",
-                            "This monitor does not support Out-Of-Band (OOB)",
-                        ))
-                    }
+                    Some("oob") => return Some(error(frame, "GenericError", qmp::message::NO_OOB)),
                     _ => {
                         return Some(error(
                             frame,

@@ -119,18 +119,8 @@ async fn deliver<C: Client>(
 /// Refuses a negotiation that enables `oob` unless `--allow-oob`, in QEMU's words for a
 /// monitor without it.
 fn refuse_oob(frame: qmp::ClientFrame, allow_oob: bool) -> Result<qmp::ClientFrame, Denied> {
-    let wants_oob = frame.command() == "qmp_capabilities"
-        && frame
-            .arguments()
-            .and_then(|a| a.get("enable"))
-            .and_then(serde_json::Value::as_array)
-            .is_some_and(|caps| caps.iter().any(|c| c == "oob"));
-    if wants_oob && !allow_oob {
-        let reply = qmp::message::error_reply(
-            frame.raw_id(),
-            "GenericError",
-            "This monitor does not support Out-Of-Band (OOB)",
-        );
+    if !allow_oob && frame.enables().iter().any(|c| c == "oob") {
+        let reply = qmp::message::error_reply(frame.raw_id(), "GenericError", qmp::message::NO_OOB);
         return Err(Denied::Malformed { reply });
     }
     Ok(frame)

@@ -130,6 +130,15 @@ impl ClientFrame {
         self.object.get("arguments").and_then(Value::as_object)
     }
 
+    /// The capabilities a `qmp_capabilities` frame asks to enable (none for any other
+    /// frame, or without an `enable` list).
+    pub fn enables(&self) -> &[Value] {
+        let enable = (self.command() == "qmp_capabilities")
+            .then(|| self.arguments()?.get("enable")?.as_array())
+            .flatten();
+        enable.map_or(&[], Vec::as_slice)
+    }
+
     /// Every command name the frame would have QEMU run: the command, and for a
     /// `transaction` the `type` of each action (`?` where an action names none).
     pub fn commands(&self) -> Vec<&str> {
@@ -494,6 +503,10 @@ mod tests {
             f.commands(),
             vec!["transaction", "blockdev-snapshot-sync", "abort", "?"]
         );
+        let caps = r#"{"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}}"#;
+        assert_eq!(parse_client_frame(caps).unwrap().enables(), [json!("oob")]);
+        let other = r#"{"execute": "x", "arguments": {"enable": ["oob"]}}"#;
+        assert!(parse_client_frame(other).unwrap().enables().is_empty());
         let f = parse_client_frame(r#"{"exec-oob": "migrate-pause", "id": 1}"#).unwrap();
         assert_eq!(f.command(), "migrate-pause");
         assert!(f.is_oob());

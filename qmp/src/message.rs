@@ -352,6 +352,9 @@ pub fn abbreviate(text: &str, max: usize) -> String {
     format!("{}... ({} bytes)", &text[..end], text.len())
 }
 
+/// QEMU's answer to a negotiation asking for `oob` on a monitor without it.
+pub const NO_OOB: &str = "This monitor does not support Out-Of-Band (OOB)";
+
 /// A command as a client sends it: `{"execute": name, "arguments": args, "id": id}`.
 pub fn command(name: &str, arguments: Option<Value>, id: Option<Value>) -> String {
     let mut obj = Map::new();
