@@ -242,7 +242,6 @@ async fn actor<M: Monitor>(
                     clients: HashMap::new(),
                     inbound: SelectAll::new(),
                     in_flight: HashMap::new(),
-                    stalled: false,
                     next_client: 0,
                     next_id: 0,
                 };
@@ -397,8 +396,6 @@ struct Connected<'a, C> {
     /// Every client's command queue, taken in turn.
     inbound: SelectAll<BoxStream<'static, (u64, Option<ToUpstream>)>>,
     in_flight: HashMap<String, InFlight>,
-    /// A stall is shown in the state.
-    stalled: bool,
     next_client: u64,
     next_id: u64,
 }
@@ -543,6 +540,11 @@ impl<C: MonitorConn> Connected<'_, C> {
         why
     }
 
+    /// The state shows a stall.
+    fn shows_stall(&self) -> bool {
+        self.state.borrow().stalled.is_some()
+    }
+
     /// Tells the clients of commands overdue (newly) that QEMU has not answered, and shows
     /// or clears the stall in the state.
     fn check_overdue(&mut self) {
@@ -575,8 +577,7 @@ impl<C: MonitorConn> Connected<'_, C> {
             tracing::warn!(client, "{notice}");
             self.deliver(client, Arc::from(notice));
         }
-        if stalled.is_some() || self.stalled {
-            self.stalled = stalled.is_some();
+        if stalled.is_some() || self.shows_stall() {
             self.state.send_modify(|s| s.stalled = stalled);
         }
     }
@@ -650,8 +651,7 @@ impl<C: MonitorConn> Connected<'_, C> {
                 let reply = envelope.to_text();
                 tracing::debug!(target: "qmp_bridge::wire", to = "client", client = pending.client, "{reply}");
                 self.deliver(pending.client, Arc::from(reply));
-                if self.stalled && !self.in_flight.values().any(|f| f.overdue) {
-                    self.stalled = false;
+                if self.shows_stall() && !self.in_flight.values().any(|f| f.overdue) {
                     self.state.send_modify(|s| s.stalled = None);
                 }
             }
